@@ -1,0 +1,37 @@
+# `make demo` and `make test` each do all set-up on a fresh machine.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+# The torch build pinned here is the one served from local disk on the project's machines
+# (a CUDA build that also runs on CPU). Newer releases are not required.
+TORCH  := torch==2.14.1 torchvision==0.29.1
+
+DATA   ?= data/synthetic
+PROFILE ?= demo
+
+.PHONY: venv demo test bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH)
+	$(PIP) install -q -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+demo: venv
+	$(PY) -m pe_utils batch --profile $(PROFILE) --out reports/$(PROFILE)
+
+test: venv
+	$(PY) -m pytest -q
+
+bench: venv
+	$(PY) bench/preprocess.py
+	$(PY) bench/train.py
+
+clean:
+	rm -rf reports/demo reports/smoke data/synthetic data/cache

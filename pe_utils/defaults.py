@@ -1,0 +1,51 @@
+"""The embedded default data: a synthetic phantom, generated and preprocessed once.
+
+Every notebook and the batch runner call :func:`ensure_default_data` when the user gives
+no data, so the course runs end to end on a fresh machine; with real RSNA data the same
+code path is skipped and the user's cache is used instead.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .profiles import resolve
+
+
+def default_paths(profile: str, root: str | Path = "data") -> tuple[Path, Path]:
+    """Where the default dataset of ``profile`` lives: ``(rsna_root, cache_dir)``."""
+    root = Path(root)
+    return root / f"synthetic-{profile}", root / f"cache-{profile}"
+
+
+def ensure_default_data(profile: str = "demo", root: str | Path = "data",
+                        progress: bool = True) -> Path:
+    """Generate and preprocess the phantom of ``profile`` unless already done; return the cache.
+
+    Idempotent and resumable: a finished step is detected by its output (``train.csv``
+    for the phantom, ``settings.json`` with a matching configuration for the cache) and
+    not redone.
+
+    Args:
+        profile: ``"smoke"``, ``"demo"`` or ``"thesis"`` (sizes from :mod:`pe_utils.profiles`).
+        root: folder holding ``synthetic-<profile>/`` and ``cache-<profile>/``.
+        progress: show progress bars.
+
+    Returns:
+        The cache folder, ready for :func:`pe_utils.preprocess.load_cache`.
+    """
+    from .preprocess import preprocess
+    from .synthetic import generate
+
+    cfg = resolve("data", profile)
+    rsna_root, cache_dir = default_paths(profile, root)
+    synth_args = dict(patients=cfg["patients"], slices_per_patient=cfg["slices_per_patient"],
+                      positive_fraction=cfg["positive_fraction"], seed=cfg["seed"])
+    stamp = rsna_root / "phantom.json"
+    if not (stamp.exists() and json.loads(stamp.read_text()) == synth_args):
+        generate(rsna_root, **synth_args)
+        stamp.write_text(json.dumps(synth_args))
+    if not (cache_dir / "settings.json").exists():
+        preprocess(rsna_root, cache_dir, size=cfg["size"], channels=cfg["channels"],
+                   workers=cfg["workers"], progress=progress)
+    return cache_dir

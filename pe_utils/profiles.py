@@ -1,0 +1,108 @@
+"""Named parameter sets: ``smoke`` (the test suite), ``demo`` (CPU), ``thesis`` (GPU).
+
+A notebook's parameters cell holds ``profile`` plus one variable per setting, each
+``None`` by default; :func:`resolve` fills every ``None`` from the profile, so a value
+given to papermill (``-p epochs 3``) always wins over the profile.
+
+Every number of the thesis profile cites its section of the thesis; choices the thesis
+leaves open are marked *(our choice)*.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+#: the seven Case1/Case3 sampling rates and their test names (Table 6.1)
+SAMPLING_RATES: dict[str, str] = {
+    "9/10": "Test90",
+    "4/5": "Test80",
+    "3/4": "Test75",
+    "2/3": "Test66",
+    "1/2": "Test50",
+    "1/3": "Test33",
+    "1/4": "Test25",
+}
+
+#: threshold pairs (upper, lower) of the two-threshold triage (4.1.1, Fig. 6.7)
+THESIS_THRESHOLD_PAIRS: tuple[tuple[float, float], ...] = (
+    (0.75, 0.25),
+    (0.8, 0.2),
+    (0.85, 0.15),
+    (0.9, 0.1),
+    (0.95, 0.05),
+)
+
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "smoke": {
+        # seconds: a handful of tiny patients, one or two epochs of a tiny network
+        "data": dict(patients=6, slices_per_patient=12, positive_fraction=0.5, seed=0,
+                     size=64, channels="gray", workers=1),
+        "case1": dict(arch="resnet18", image_size=32, batch_size=16, epochs=1,
+                      epochs_small=1, lr=0.01, optimizer="sgd", momentum=0.9,
+                      lr_step=1, lr_gamma=0.5, schedule="epoch", gamma=2.0,
+                      dropout=0.5, bias_prior=None, augment=True, seed=0,
+                      num_workers=0, max_gallery=4),
+    },
+    "demo": {
+        # CPU, about a minute per Case1 rate on 2 cores: ResNet18 on 64x64 inputs
+        "data": dict(patients=40, slices_per_patient=40, positive_fraction=0.5, seed=0,
+                     size=128, channels="gray", workers=2),
+        "case1": dict(arch="resnet18", image_size=64, batch_size=32, epochs=12,
+                      epochs_small=15, lr=0.01, optimizer="sgd", momentum=0.9,
+                      lr_step=5, lr_gamma=0.5, schedule="epoch", gamma=2.0,
+                      dropout=0.5, bias_prior=None, augment=True, seed=0,
+                      num_workers=0, max_gallery=12),
+    },
+    "thesis": {
+        # a phantom the size of Dataset1 (15,556 images, 5.1.1) when no RSNA data is given
+        "data": dict(patients=390, slices_per_patient=40, positive_fraction=0.3, seed=0,
+                     size=128, channels="gray", workers=8),  # 128x128 (4.1.1)
+        "case1": dict(
+            arch="resnet50",       # ResNet50 (4.1.4)
+            image_size=128,        # 128x128 (4.1.1)
+            batch_size=32,         # batch 32 (4.1.2)
+            epochs=40,             # 40 epochs (4.1.2)
+            epochs_small=50,       # 50 for the smallest training sets (4.1.2); 1/3 and 1/4 (our choice)
+            lr=0.01,               # initial learning rate 0.01 (4.1.2)
+            optimizer="sgd",       # SGD (4.1.3)
+            momentum=0.9,          # momentum 0.9 (4.1.3)
+            lr_step=10,            # step decay (Fig. 4.6): halve every 10 epochs (our choice)
+            lr_gamma=0.5,
+            schedule="epoch",      # epoch-based step decay, as in Case1 (Appendix A)
+            gamma=2.0,             # focal loss gamma = 2 (4.1.3)
+            dropout=0.5,           # dropout before the last layer (4.1.4); rate is our choice
+            bias_prior=None,       # no bias initialisation in Case1 (Eq. 5.2 is Case2's)
+            augment=True,          # rotation 10 deg, shift 10 %, zoom 20 % (4.1.1)
+            seed=0,
+            num_workers=8,
+            max_gallery=24,
+        ),
+    },
+}
+
+#: rates trained for ``epochs_small`` epochs: the smallest training sets (4.1.2)
+SMALL_RATES = ("1/3", "1/4")
+
+
+def resolve(section: str, profile: str, **given: Any) -> dict[str, Any]:
+    """Merge a profile's ``section`` with the values given by the caller.
+
+    Args:
+        section: which part of the profile, e.g. ``"data"`` or ``"case1"``.
+        profile: ``"smoke"``, ``"demo"`` or ``"thesis"``.
+        **given: parameters from the notebook; ``None`` means "take the profile's value".
+
+    Returns:
+        A new dict: the profile's values, overridden by every non-``None`` given value.
+        Given names that the profile lacks are kept too.
+
+    Raises:
+        ValueError: unknown profile or section.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+    if section not in PROFILES[profile]:
+        raise ValueError(f"profile {profile!r} has no section {section!r}")
+    merged = copy.deepcopy(PROFILES[profile][section])
+    merged.update({k: v for k, v in given.items() if v is not None})
+    return merged
