@@ -12,13 +12,28 @@ from pathlib import Path
 from .profiles import resolve
 
 
-def default_paths(profile: str, root: str | Path = "data") -> tuple[Path, Path]:
+def project_root() -> Path:
+    """The checkout holding this package (where ``data/`` and ``runs/`` go), else the cwd.
+
+    Notebooks run with the repository root as cwd under the batch runner but with
+    ``notebooks/`` as cwd in JupyterLab; anchoring paths here keeps one copy of the data.
+    """
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+def default_paths(profile: str, root: str | Path | None = None) -> tuple[Path, Path]:
     """Where the default dataset of ``profile`` lives: ``(rsna_root, cache_dir)``."""
-    root = Path(root)
+    root = Path(root) if root is not None else project_root() / "data"
     return root / f"synthetic-{profile}", root / f"cache-{profile}"
 
 
-def ensure_default_data(profile: str = "demo", root: str | Path = "data",
+def default_output_dir(*parts: str) -> Path:
+    """Where a notebook run opened by hand writes its artefacts: ``<project>/runs/...``."""
+    return project_root().joinpath("runs", *parts)
+
+
+def ensure_default_data(profile: str = "demo", root: str | Path | None = None,
                         progress: bool = True) -> Path:
     """Generate and preprocess the phantom of ``profile`` unless already done; return the cache.
 
@@ -28,7 +43,8 @@ def ensure_default_data(profile: str = "demo", root: str | Path = "data",
 
     Args:
         profile: ``"smoke"``, ``"demo"`` or ``"thesis"`` (sizes from :mod:`pe_utils.profiles`).
-        root: folder holding ``synthetic-<profile>/`` and ``cache-<profile>/``.
+        root: folder holding ``synthetic-<profile>/`` and ``cache-<profile>/``
+            (default: ``data/`` of the project, see :func:`project_root`).
         progress: show progress bars.
 
     Returns:

@@ -1,0 +1,203 @@
+"""Confusion-based metrics, ROC/AUC, Youden's threshold and the per-batch F1 bound.
+
+Thesis 6.1 and Appendix B. Everything takes plain arrays (``y_true`` 0/1, ``y_prob`` in [0, 1])
+and uses scikit-learn underneath, so the numbers are the ones any reader can recompute.
+
+Check figure (Fig. 6.5): TN 1484, FP 3, FN 4, TP 65 gives accuracy 0.9955 and F1 0.9489.
+
+Appendix B: an F1 computed on each batch and averaged over the epoch is 0 on every batch
+without a positive, so it can never exceed (batches with >= 1 positive) / (all batches).
+:func:`f1_batch_upper_bound` gives that bound, :func:`positives_per_batch` the counts it is
+computed from; prefer the F1 of the whole epoch's confusion matrix (``binary_metrics``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, f1_score, roc_auc_score, roc_curve
+
+__all__ = [
+    "binary_metrics",
+    "youden_threshold",
+    "f1_batch_upper_bound",
+    "positives_per_batch",
+    "batch_mean_f1",
+]
+
+
+def _as_labels(y_true) -> np.ndarray:
+    y = np.asarray(y_true).reshape(-1)
+    if y.size and not np.isin(y, (0, 1)).all():
+        raise ValueError("y_true must hold only 0 and 1")
+    return y.astype(np.int64)
+
+
+def _as_probs(y_prob, n: int) -> np.ndarray:
+    p = np.asarray(y_prob, dtype=np.float64).reshape(-1)
+    if p.shape[0] != n:
+        raise ValueError(f"y_true has {n} values but y_prob has {p.shape[0]}")
+    return p
+
+
+def binary_metrics(y_true, y_prob, threshold: float = 0.5) -> dict:
+    """Confusion matrix and the usual figures of a binary classifier at one threshold.
+
+    Args:
+        y_true: (N,) labels 0/1.
+        y_prob: (N,) scores, usually probabilities; an image is called positive when
+            ``y_prob >= threshold``.
+        threshold: decision threshold.
+
+    Returns:
+        dict with ``tn, fp, fn, tp`` (int), ``accuracy, precision, recall, f1, auc`` (float).
+        precision, recall and F1 are 0 where undefined (``zero_division=0``); ``auc`` is NaN
+        when ``y_true`` holds one class only (ROC undefined), and ``accuracy`` NaN when N = 0.
+
+    Raises:
+        ValueError: labels other than 0/1, or lengths that differ.
+    """
+    y = _as_labels(y_true)
+    p = _as_probs(y_prob, y.shape[0])
+    pred = (p >= threshold).astype(np.int64)
+    # labels=[0, 1] keeps a 2x2 matrix even when a class is absent
+    tn, fp, fn, tp = (int(v) for v in confusion_matrix(y, pred, labels=[0, 1]).ravel())
+    n = tn + fp + fn + tp
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0  # = sklearn f1_score(zero_division=0)
+    auc = float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else math.nan
+    return dict(
+        tn=tn, fp=fp, fn=fn, tp=tp,
+        accuracy=(tp + tn) / n if n else math.nan,
+        precision=float(precision), recall=float(recall), f1=float(f1), auc=auc,
+        threshold=float(threshold),
+    )
+
+
+def youden_threshold(y_true, y_prob) -> float:
+    """Threshold maximising Youden's J = TPR - FPR on scikit-learn's ROC curve.
+
+    The first ROC point has threshold +inf (nothing called positive); it is clipped to 1.0
+    so the result is always a usable probability. Ties go to the first (highest) threshold.
+
+    Raises:
+        ValueError: ``y_true`` holds one class only (no ROC curve).
+    """
+    y = _as_labels(y_true)
+    p = _as_probs(y_prob, y.shape[0])
+    if len(np.unique(y)) < 2:
+        raise ValueError("youden_threshold needs both classes in y_true")
+    fpr, tpr, thresholds = roc_curve(y, p)
+    best = int(np.argmax(tpr - fpr))
+    return float(min(thresholds[best], 1.0))
+
+
+def f1_batch_upper_bound(positives_per_batch: Sequence[int] | np.ndarray) -> float:
+    """Appendix B: the highest per-batch-mean F1 possible, (batches with a positive) / (all).
+
+    Args:
+        positives_per_batch: number of positive images in each batch of one epoch.
+
+    Returns:
+        the bound in [0, 1]; e.g. 250 of 350 batches with a positive -> 0.7143.
+
+    Raises:
+        ValueError: no batches, or a negative count.
+    """
+    counts = np.asarray(positives_per_batch).reshape(-1)
+    if counts.size == 0:
+        raise ValueError("positives_per_batch is empty")
+    if (counts < 0).any():
+        raise ValueError("positive counts must be >= 0")
+    return float((counts > 0).sum() / counts.size)
+
+
+def _item_labels(dataset) -> np.ndarray | None:
+    """Labels of ``dataset[i]`` for every i without loading images, or None if unknown.
+
+    Recognises datasets exposing ``item_labels`` (one label per item), or ``labels`` with
+    ``indices`` (item i is image ``indices[i]`` of a full-length ``labels`` array), or
+    ``labels`` of the dataset's length; and torch ``Subset`` of any of these.
+    """
+    import torch.utils.data as tud
+
+    n = len(dataset)
+    if isinstance(dataset, tud.Subset):
+        inner = _item_labels(dataset.dataset)
+        return None if inner is None else inner[np.asarray(dataset.indices)]
+    if getattr(dataset, "item_labels", None) is not None:
+        labels = np.asarray(dataset.item_labels).reshape(-1)
+        return labels if labels.shape[0] == n else None
+    labels = getattr(dataset, "labels", None)
+    if labels is None:
+        return None
+    labels = np.asarray(labels).reshape(-1)
+    indices = getattr(dataset, "indices", None)
+    if indices is not None:
+        indices = np.asarray(indices).reshape(-1)
+        if indices.shape[0] == n and labels.shape[0] > indices.max(initial=-1):
+            if labels.shape[0] != n:
+                return labels[indices]
+            # ambiguous: labels may be per item or per image; both agree only if indices is
+            # the identity, so take that case and fall back to iterating otherwise
+            return labels if np.array_equal(indices, np.arange(n)) else None
+        return None
+    return labels if labels.shape[0] == n else None
+
+
+def positives_per_batch(loader) -> np.ndarray:
+    """Number of positive images in each batch the loader yields in one epoch.
+
+    Fast path: when the dataset exposes its labels (see ``_item_labels``) the loader's batch
+    sampler is walked without loading any image; the random state of a shuffling sampler
+    (its generator, or torch's global one) is saved and restored, so the counts are those of
+    the loader's next epoch and the training order is not disturbed. Otherwise the loader is
+    iterated and the labels (second element of each batch) summed.
+
+    Returns:
+        (n_batches,) int64 array.
+    """
+    import torch
+
+    dataset = getattr(loader, "dataset", None)
+    labels = _item_labels(dataset) if dataset is not None else None
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    if labels is not None and batch_sampler is not None:
+        sampler = getattr(batch_sampler, "sampler", None)
+        generator = getattr(sampler, "generator", None)
+        saved = generator.get_state() if generator is not None else torch.get_rng_state()
+        try:
+            counts = [int((labels[np.asarray(list(b))] > 0.5).sum()) for b in batch_sampler]
+        finally:
+            if generator is not None:
+                generator.set_state(saved)
+            else:
+                torch.set_rng_state(saved)
+        return np.asarray(counts, dtype=np.int64)
+    counts = []
+    for batch in loader:
+        y = batch[1] if isinstance(batch, (tuple, list)) else batch
+        y = y.detach().cpu().numpy() if hasattr(y, "detach") else np.asarray(y)
+        counts.append(int((np.asarray(y).reshape(-1) > 0.5).sum()))
+    return np.asarray(counts, dtype=np.int64)
+
+
+def batch_mean_f1(y_true_batches: Iterable, y_pred_batches: Iterable) -> float:
+    """The thesis's F1: computed on each batch (0 where undefined) and averaged (Appendix B).
+
+    Args:
+        y_true_batches: iterable of (B,) label arrays.
+        y_pred_batches: iterable of (B,) hard 0/1 predictions, batch for batch.
+
+    Returns:
+        mean of the per-batch F1 (NaN if there is no batch). Biased low; see
+        :func:`f1_batch_upper_bound`.
+    """
+    scores = []
+    for yt, yp in zip(y_true_batches, y_pred_batches, strict=True):
+        yt = np.asarray(yt).reshape(-1).astype(np.int64)
+        yp = np.asarray(yp).reshape(-1).astype(np.int64)
+        scores.append(f1_score(yt, yp, labels=[0, 1], zero_division=0))
+    return float(np.mean(scores)) if scores else math.nan
