@@ -117,44 +117,44 @@ def f1_batch_upper_bound(positives_per_batch: Sequence[int] | np.ndarray) -> flo
 def _item_labels(dataset) -> np.ndarray | None:
     """Labels of ``dataset[i]`` for every i without loading images, or None if unknown.
 
-    Recognises datasets exposing ``item_labels`` (one label per item), or ``labels`` with
-    ``indices`` (item i is image ``indices[i]`` of a full-length ``labels`` array), or
-    ``labels`` of the dataset's length; and torch ``Subset`` of any of these.
+    Recognises datasets exposing ``labels`` with one label per item (as
+    :class:`pe_utils.data.CacheDataset` does), or a full-length ``labels`` plus ``indices``
+    (item i is image ``indices[i]``), and torch ``Subset`` / ``ConcatDataset`` of these.
     """
     import torch.utils.data as tud
 
     n = len(dataset)
     if isinstance(dataset, tud.Subset):
         inner = _item_labels(dataset.dataset)
-        return None if inner is None else inner[np.asarray(dataset.indices)]
-    if getattr(dataset, "item_labels", None) is not None:
-        labels = np.asarray(dataset.item_labels).reshape(-1)
-        return labels if labels.shape[0] == n else None
+        return None if inner is None else inner[np.asarray(dataset.indices, dtype=np.int64)]
+    if isinstance(dataset, tud.ConcatDataset):
+        parts = [_item_labels(d) for d in dataset.datasets]
+        return None if any(p is None for p in parts) else np.concatenate(parts)
     labels = getattr(dataset, "labels", None)
-    if labels is None:
+    if labels is None or callable(labels):
         return None
     labels = np.asarray(labels).reshape(-1)
+    if labels.shape[0] == n:
+        return labels
     indices = getattr(dataset, "indices", None)
     if indices is not None:
-        indices = np.asarray(indices).reshape(-1)
-        if indices.shape[0] == n and labels.shape[0] > indices.max(initial=-1):
-            if labels.shape[0] != n:
-                return labels[indices]
-            # ambiguous: labels may be per item or per image; both agree only if indices is
-            # the identity, so take that case and fall back to iterating otherwise
-            return labels if np.array_equal(indices, np.arange(n)) else None
-        return None
-    return labels if labels.shape[0] == n else None
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if indices.shape[0] == n and (n == 0 or labels.shape[0] > indices.max()):
+            return labels[indices]
+    return None
 
 
 def positives_per_batch(loader) -> np.ndarray:
     """Number of positive images in each batch the loader yields in one epoch.
 
     Fast path: when the dataset exposes its labels (see ``_item_labels``) the loader's batch
-    sampler is walked without loading any image; the random state of a shuffling sampler
-    (its generator, or torch's global one) is saved and restored, so the counts are those of
-    the loader's next epoch and the training order is not disturbed. Otherwise the loader is
-    iterated and the labels (second element of each batch) summed.
+    sampler is walked without loading any image. With a sequential sampler or the project's
+    ``EpochSampler`` (order fixed by seed and epoch) the counts are exactly those of the
+    epoch; with torch's ``RandomSampler`` they are those of one shuffle like an epoch's (the
+    DataLoader draws extra seeds before shuffling, so not necessarily the next one). Random
+    states touched (the sampler's generator, or torch's global one) are restored, so the
+    training order is not disturbed. Otherwise the loader is iterated and the labels (second
+    element of each batch) summed.
 
     Returns:
         (n_batches,) int64 array.

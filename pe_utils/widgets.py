@@ -1,0 +1,354 @@
+"""The threshold explorer: move the two triage thresholds and watch counts, workload and gallery.
+
+:class:`ThresholdExplorer` is an ipywidgets panel (live in JupyterLab): two linked sliders
+(``lower < upper`` always holds: moving one past the other pushes it), buttons for the thesis's
+pairs, a line of counts (true / false / uncertain, workload), and a gallery of the uncertain
+slices with their probability and label.
+
+:func:`threshold_explorer` picks what to show. A live widget needs a frontend; an executed
+notebook exported to HTML (papermill, nbconvert) has none and would show a dead widget. So:
+
+* ``interactive=True``: the :class:`ThresholdExplorer`; its display bundle also carries the
+  static figure below as ``text/html``. JupyterLab prefers the widget view; nbconvert drops a
+  widget view whose state was not saved in the notebook and shows the figure instead.
+* ``interactive=False``: a plotly figure with a slider over the threshold pairs (stacked bars
+  of true/false/uncertain beside the probability histogram and the two thresholds, workload
+  in the title), which works in a static HTML page.
+* ``interactive=None``: the explorer when a notebook frontend sends the code (JupyterLab tags
+  its execute requests with the cell id; papermill/nbclient send none), the figure otherwise.
+  Notebooks pass ``interactive=not batch_mode`` to be explicit.
+
+papermill stores widget state (nbclient ``store_widget_state``), and nbconvert then renders a
+frozen widget (no Python behind it, widget JS from a CDN) rather than the HTML fallback: in
+batch runs pass ``interactive=False``.
+"""
+from __future__ import annotations
+
+import html
+from typing import Sequence
+
+import ipywidgets as W
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from pe_utils.plots import COLORS, png_bytes
+from pe_utils.profiles import THESIS_THRESHOLD_PAIRS
+from pe_utils.uncertainty import annotation_workload, triage
+
+__all__ = ["ThresholdExplorer", "threshold_explorer", "threshold_figure"]
+
+
+def _counts(probs: np.ndarray, labels: np.ndarray | None, upper: float, lower: float) -> dict:
+    t = triage(probs, upper, lower)
+    sure = t >= 0
+    out = dict(upper=float(upper), lower=float(lower), n=int(t.size),
+               n_sure_pos=int((t == 1).sum()), n_sure_neg=int((t == 0).sum()),
+               n_uncertain=int((~sure).sum()))
+    if labels is not None:
+        out.update(n_true=int((sure & (t == labels)).sum()), n_false=int((sure & (t != labels)).sum()),
+                   n_false_pos=int(((t == 1) & (labels == 0)).sum()),
+                   n_false_neg=int(((t == 0) & (labels == 1)).sum()))
+    out["pct_uncertain"] = 100.0 * out["n_uncertain"] / t.size if t.size else float("nan")
+    return out
+
+
+class ThresholdExplorer:
+    """Two linked sliders over the triage thresholds, with live counts, workload and gallery.
+
+    Args:
+        probs: (N,) mean TTA probabilities of the test images.
+        labels: (N,) their labels, or None (then only sure positive/negative/uncertain counts).
+        images: (N, H, W) or (N, C, H, W) images aligned with ``probs`` (uint8 or float in
+            [0, 1]; a memory map is fine), or None for no gallery.
+        n_dataset: images in the whole dataset; with it the workload % is shown
+            (training stage + uncertain, Table 6.2).
+        n_training_stage: images annotated up front (train + val).
+        pairs: preset ``(upper, lower)`` pairs offered as buttons; the first is the start value.
+        max_gallery: uncertain images shown at most (the most uncertain: closest to 0.5).
+        step: slider resolution; also the gap kept between the two thresholds.
+        thumb: side in pixels of the gallery thumbnails.
+
+    Attributes:
+        upper, lower: the ``FloatSlider`` widgets. counts: the ``HTML`` line of counts.
+        gallery: a ``GridBox`` of (image, caption) boxes. widget: the ``VBox`` to display.
+    """
+
+    def __init__(self, probs, labels=None, images=None, n_dataset: int | None = None,
+                 n_training_stage: int = 0, pairs: Sequence[Sequence[float]] = THESIS_THRESHOLD_PAIRS,
+                 max_gallery: int = 12, step: float = 0.01, thumb: int = 96):
+        self.probs = np.asarray(probs, dtype=np.float64).reshape(-1)
+        self.labels = None if labels is None else np.asarray(labels).reshape(-1).astype(np.int8)
+        if self.labels is not None and self.labels.shape != self.probs.shape:
+            raise ValueError("probs and labels differ in length")
+        if images is not None and len(images) != len(self.probs):
+            raise ValueError("images must be aligned with probs")
+        if not 0 < step < 0.5:
+            raise ValueError("step must be in (0, 0.5)")
+        self.images = images
+        self.n_dataset = n_dataset
+        self.n_training_stage = int(n_training_stage)
+        self.pairs = [tuple(map(float, p)) for p in pairs]
+        self.max_gallery = int(max_gallery)
+        self.step = float(step)
+        self.thumb = int(thumb)
+        self._png: dict[int, bytes] = {}
+        self._busy = False
+
+        upper, lower = self.pairs[0] if self.pairs else (0.75, 0.25)
+        slider = dict(min=0.0, max=1.0, step=step, readout_format=".2f", continuous_update=False,
+                      style={"description_width": "110px"}, layout=W.Layout(width="420px"))
+        self.upper = W.FloatSlider(value=upper, description="upper (sure +)", **slider)
+        self.lower = W.FloatSlider(value=lower, description="lower (sure -)", **slider)
+        self.presets = W.ToggleButtons(options=[(f"{u:g}/{lo:g}", (u, lo)) for u, lo in self.pairs],
+                                       value=None, description="thesis pairs",
+                                       style={"button_width": "80px"})
+        self.counts = W.HTML()
+        self.gallery = W.GridBox(layout=W.Layout(
+            grid_template_columns=f"repeat(auto-fill, {thumb + 20}px)", grid_gap="4px"))
+        self.upper.observe(self._on_upper, names="value")
+        self.lower.observe(self._on_lower, names="value")
+        self.presets.observe(self._on_preset, names="value")
+        parts = [W.HTML("<b>Two-threshold triage</b>: above <i>upper</i> sure positive, below "
+                        "<i>lower</i> sure negative, between them checked by an expert."),
+                 self.presets, self.upper, self.lower, self.counts]
+        if images is not None:
+            parts += [W.HTML(f"<b>Uncertain slices</b> (at most {self.max_gallery}, most uncertain first)"),
+                      self.gallery]
+        self.widget = W.VBox(parts)
+        self._update()
+
+    # -- linking: keep lower < upper by pushing the other slider
+    def _on_upper(self, change) -> None:
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            if self.upper.value < self.step:
+                self.upper.value = self.step
+            if self.lower.value >= self.upper.value:
+                self.lower.value = round(max(0.0, self.upper.value - self.step), 10)
+        finally:
+            self._busy = False
+        self._update()
+
+    def _on_lower(self, change) -> None:
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            if self.lower.value > 1.0 - self.step:
+                self.lower.value = 1.0 - self.step
+            if self.upper.value <= self.lower.value:
+                self.upper.value = round(min(1.0, self.lower.value + self.step), 10)
+        finally:
+            self._busy = False
+        self._update()
+
+    def _on_preset(self, change) -> None:
+        if change["new"] is None or self._busy:
+            return
+        self.set_thresholds(*change["new"])
+
+    def set_thresholds(self, upper: float, lower: float) -> None:
+        """Move both sliders at once (one update)."""
+        triage(self.probs[:0], upper, lower)  # validates 0 <= lower < upper <= 1
+        self._busy = True
+        try:
+            self.upper.value, self.lower.value = 1.0, 0.0  # never crossing on the way
+            self.upper.value, self.lower.value = upper, lower
+        finally:
+            self._busy = False
+        self._update()
+
+    # -- state
+    def summary(self) -> dict:
+        """Current thresholds and counts: ``upper, lower, n, n_sure_pos, n_sure_neg,
+        n_uncertain, pct_uncertain``, with labels ``n_true, n_false, n_false_pos,
+        n_false_neg``, with ``n_dataset`` ``workload_pct``, and ``n_gallery``."""
+        s = _counts(self.probs, self.labels, self.upper.value, self.lower.value)
+        if self.n_dataset is not None:
+            s["workload_pct"] = annotation_workload(self.n_dataset, self.n_training_stage, s["n_uncertain"])
+        s["n_gallery"] = len(self.gallery.children)
+        return s
+
+    def uncertain_indices(self) -> np.ndarray:
+        """Indices of the uncertain images, most uncertain (closest to 0.5) first."""
+        idx = np.flatnonzero(triage(self.probs, self.upper.value, self.lower.value) == -1)
+        return idx[np.argsort(np.abs(self.probs[idx] - 0.5), kind="stable")]
+
+    def _thumb(self, i: int) -> bytes:
+        if i not in self._png:
+            self._png[i] = png_bytes(np.asarray(self.images[i]), max_side=self.thumb)
+        return self._png[i]
+
+    def _update(self) -> None:
+        s = _counts(self.probs, self.labels, self.upper.value, self.lower.value)
+        # highlight the preset the sliders sit on, if any (so clicking it again works)
+        match = next((q for q in self.pairs if np.isclose(q[0], s["upper"]) and np.isclose(q[1], s["lower"])),
+                     None)
+        if self.presets.value != match:
+            self._busy = True
+            try:
+                self.presets.value = match
+            finally:
+                self._busy = False
+        if self.labels is not None:
+            text = (f"<span style='color:{COLORS['true']}'>true {s['n_true']}</span> &middot; "
+                    f"<span style='color:{COLORS['false']}'>false {s['n_false']}</span> "
+                    f"(FP {s['n_false_pos']}, FN {s['n_false_neg']}) &middot; ")
+        else:
+            text = f"sure positive {s['n_sure_pos']} &middot; sure negative {s['n_sure_neg']} &middot; "
+        text += (f"<span style='color:#b8860b'>uncertain {s['n_uncertain']}</span> "
+                 f"({s['pct_uncertain']:.2f} % of {s['n']} test images)")
+        if self.n_dataset is not None:
+            w = annotation_workload(self.n_dataset, self.n_training_stage, s["n_uncertain"])
+            text += f" &middot; <b>workload {w:.2f} %</b> of the dataset annotated by hand"
+        self.counts.value = text
+        if self.images is None:
+            return
+        boxes = []
+        for i in self.uncertain_indices()[: self.max_gallery]:
+            cap = f"#{i} p={self.probs[i]:.3f}"
+            if self.labels is not None:
+                cap += f" y={int(self.labels[i])}"
+            boxes.append(W.VBox([W.Image(value=self._thumb(int(i)), format="png",
+                                         layout=W.Layout(width=f"{self.thumb}px")),
+                                 W.HTML(f"<small>{html.escape(cap)}</small>")]))
+        self.gallery.children = boxes
+
+    def figure(self) -> go.Figure:
+        """The static fallback (:func:`threshold_figure`) for the same data and pairs."""
+        return threshold_figure(self.probs, self.labels, n_dataset=self.n_dataset,
+                                n_training_stage=self.n_training_stage, pairs=self.pairs)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        bundle = {}
+        try:
+            bundle["text/html"] = _static_html(self.figure())
+        except Exception:  # a fallback must never stop the live widget from showing
+            pass
+        bundle.update(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
+        return bundle
+
+
+def _static_html(fig: go.Figure) -> str:
+    """The figure as an HTML fragment relying on the page's plotly.js, as notebook figures do.
+
+    plotly.js comes once per notebook from the ``notebook`` renderer's start-up output
+    (:func:`pe_utils.plots.setup_notebook`); it is activated here if no figure has been shown
+    yet, exactly as ``pio.show`` would. ``fig._repr_mimebundle_`` is not used: it re-embeds
+    plotly.js (4.8 MB) on every call.
+    """
+    import plotly.io as pio
+    from plotly.io._base_renderers import MimetypeRenderer
+
+    activate = getattr(pio.renderers, "_activate_pending_renderers", None)  # private, guarded
+    if activate is not None:
+        activate(cls=MimetypeRenderer)
+    return pio.to_html(fig, include_plotlyjs=False, full_html=False)
+
+
+def threshold_figure(probs, labels=None, n_dataset: int | None = None, n_training_stage: int = 0,
+                     pairs: Sequence[Sequence[float]] = THESIS_THRESHOLD_PAIRS,
+                     title: str = "Two-threshold triage") -> go.Figure:
+    """Static explorer: a slider over threshold pairs updating bars, threshold lines and title.
+
+    Left: stacked bars of true/false/uncertain (or sure +/sure -/uncertain without labels);
+    right: histogram of the probabilities by label with the two thresholds. Works in a static
+    HTML page (slider steps restyle the bars and relayout the lines and title).
+    """
+    p = np.asarray(probs, dtype=np.float64).reshape(-1)
+    y = None if labels is None else np.asarray(labels).reshape(-1).astype(np.int8)
+    pairs = [tuple(map(float, q)) for q in pairs]
+    if not pairs:
+        raise ValueError("no threshold pairs")
+    kinds = (("true", "n_true"), ("false", "n_false"), ("uncertain", "n_uncertain")) if y is not None else (
+        ("sure positive", "n_sure_pos"), ("sure negative", "n_sure_neg"), ("uncertain", "n_uncertain"))
+    colours = [COLORS["true"], COLORS["false"], COLORS["uncertain"]]
+    states = []
+    for upper, lower in pairs:
+        s = _counts(p, y, upper, lower)
+        t = f"{title}: {upper:g}/{lower:g}, uncertain {s['n_uncertain']} ({s['pct_uncertain']:.2f} %)"
+        if y is not None:
+            t += f", false {s['n_false']}"
+        if n_dataset is not None:
+            t += f", workload {annotation_workload(n_dataset, n_training_stage, s['n_uncertain']):.2f} %"
+        states.append((s, t))
+
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6],
+                        subplot_titles=("predictions", "mean probability"))
+    s0, t0 = states[0]
+    for (name, key), colour in zip(kinds, colours):
+        fig.add_trace(go.Bar(x=[name], y=[s0[key]], name=name, marker_color=colour, text=[s0[key]],
+                             textposition="outside", showlegend=False), row=1, col=1)
+    xbins = dict(start=0, end=1 + 1e-9, size=0.02)
+    if y is None:
+        fig.add_trace(go.Histogram(x=p, xbins=xbins, name="all", marker_color=COLORS["ours"]), row=1, col=2)
+    else:
+        for c, name in ((0, "negative"), (1, "positive")):
+            fig.add_trace(go.Histogram(x=p[y == c], xbins=xbins, name=name, opacity=0.7,
+                                       marker_color=COLORS[name]), row=1, col=2)
+
+    def lines(upper, lower):
+        return [dict(type="line", xref="x2", yref="y2 domain", x0=v, x1=v, y0=0, y1=1,
+                     line=dict(dash="dash", color="black")) for v in (upper, lower)]
+
+    steps = []
+    for (upper, lower), (s, t) in zip(pairs, states):
+        ys = [[s[key]] for _, key in kinds]
+        steps.append(dict(method="update", label=f"{upper:g}/{lower:g}",
+                          args=[{"y": ys, "text": ys}, {"title.text": t, "shapes": lines(upper, lower)},
+                                [0, 1, 2]]))
+    fig.update_layout(title=t0, shapes=lines(*pairs[0]), barmode="overlay", height=480,
+                      sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="upper/lower: "),
+                                    pad=dict(t=50))])
+    fig.update_yaxes(title_text="images", row=1, col=1)
+    fig.update_yaxes(title_text="images", type="log", row=1, col=2)
+    fig.update_xaxes(title_text="probability", range=[0, 1], row=1, col=2)
+    return fig
+
+
+def _live_frontend() -> bool:
+    """Whether this code runs in a kernel driven by a notebook frontend (a heuristic).
+
+    JupyterLab and Notebook 7 tag each ``execute_request`` with the cell's id in the message
+    metadata (``cellId``, with ``deletedCells`` and ``recordTiming``); nbclient, hence papermill
+    and nbconvert, send empty metadata. Outside a kernel: False.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    ip = get_ipython()
+    kernel = getattr(ip, "kernel", None) if ip is not None else None
+    if kernel is None:
+        return False
+    try:
+        parent = kernel.get_parent("shell")
+    except Exception:
+        parent = getattr(kernel, "_parent", None) or getattr(ip, "parent_header", None)
+    metadata = (parent or {}).get("metadata") or {}
+    return any(k in metadata for k in ("cellId", "deletedCells", "recordTiming"))
+
+
+def threshold_explorer(probs, labels=None, images=None, n_dataset: int | None = None,
+                       n_training_stage: int = 0, pairs: Sequence[Sequence[float]] = THESIS_THRESHOLD_PAIRS,
+                       interactive: bool | None = None, max_gallery: int = 12):
+    """The live :class:`ThresholdExplorer`, or the static :func:`threshold_figure` (see module doc).
+
+    Args:
+        interactive: True: the explorer (with the figure as its HTML fallback); False: the
+            figure; None: the explorer when a notebook frontend drives the kernel (JupyterLab),
+            the figure otherwise (papermill, nbconvert, plain Python).
+        The rest: as :class:`ThresholdExplorer`.
+
+    Returns:
+        ``ThresholdExplorer`` (display it, or its ``.widget``) or ``go.Figure``.
+    """
+    if interactive is None:
+        interactive = _live_frontend()
+    if interactive:
+        return ThresholdExplorer(probs, labels, images=images, n_dataset=n_dataset,
+                                 n_training_stage=n_training_stage, pairs=pairs, max_gallery=max_gallery)
+    return threshold_figure(probs, labels, n_dataset=n_dataset, n_training_stage=n_training_stage, pairs=pairs)
