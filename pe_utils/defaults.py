@@ -6,10 +6,16 @@ code path is skipped and the user's cache is used instead.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from pathlib import Path
 
 from .profiles import resolve
+
+
+def _source_hash(module_file: str) -> str:
+    return hashlib.sha256((Path(__file__).parent / module_file).read_bytes()).hexdigest()
 
 
 def project_root() -> Path:
@@ -57,10 +63,15 @@ def ensure_default_data(profile: str = "demo", root: str | Path | None = None,
     rsna_root, cache_dir = default_paths(profile, root)
     synth_args = dict(patients=cfg["patients"], slices_per_patient=cfg["slices_per_patient"],
                       positive_fraction=cfg["positive_fraction"], seed=cfg["seed"])
+    # the phantom's code is part of its identity: a changed generator makes new data
+    stamp_value = {**synth_args, "generator_sha256": _source_hash("synthetic.py")}
     stamp = rsna_root / "phantom.json"
-    if not (stamp.exists() and json.loads(stamp.read_text()) == synth_args):
-        generate(rsna_root, **synth_args)
-        stamp.write_text(json.dumps(synth_args))
+    if not (stamp.exists() and json.loads(stamp.read_text()) == stamp_value):
+        for stale in (rsna_root, cache_dir):
+            if stale.exists():
+                shutil.rmtree(stale)
+        generate(rsna_root, **synth_args, workers=cfg["workers"], progress=progress)
+        stamp.write_text(json.dumps(stamp_value))
     if not (cache_dir / "settings.json").exists():
         preprocess(rsna_root, cache_dir, size=cfg["size"], channels=cfg["channels"],
                    workers=cfg["workers"], progress=progress)

@@ -453,9 +453,12 @@ def compare_threshold_choices(test_probs, test_labels, n_dataset: int, n_trainin
     Returns:
         one row per method (``oracle``, ``validation``, ``conformal``; the last two need
         ``val_probs``/``val_labels``) with ``method, upper, lower, uses_test_labels, n_uncertain,
-        n_false, n_false_pos, n_false_neg, workload_pct, pct_positives_auto_correct``; a method
-        that finds no pair gives a row of NaN thresholds.
+        n_false, n_false_pos, n_false_neg, workload_pct, error_rate_pct,
+        pct_positives_auto_correct``. A method that finds no pair automates nothing: NaN
+        thresholds, every test image uncertain (the workload counts them all), no error.
+        ``error_rate_pct`` is the % of sure test predictions that are wrong.
     """
+    n_test = len(test_probs)
     choices: list[tuple[str, bool, Thresholds | None]] = [
         ("oracle", True, widest_perfect_thresholds(test_probs, test_labels, pairs))]
     if val_probs is not None and val_labels is not None:
@@ -467,7 +470,9 @@ def compare_threshold_choices(test_probs, test_labels, n_dataset: int, n_trainin
     for name, uses_test, pair in choices:
         row = dict(method=name, uses_test_labels=uses_test)
         if pair is None:
-            row.update(upper=np.nan, lower=np.nan)
+            row.update(upper=np.nan, lower=np.nan, n_uncertain=n_test, n_false=0, n_false_pos=0,
+                       n_false_neg=0, pct_positives_auto_correct=0.0,
+                       workload_pct=annotation_workload(n_dataset, n_training_stage, n_test))
         else:
             c = triage_counts(test_probs, test_labels, pair.upper, pair.lower)
             row.update(
@@ -476,5 +481,6 @@ def compare_threshold_choices(test_probs, test_labels, n_dataset: int, n_trainin
                 workload_pct=annotation_workload(n_dataset, n_training_stage, c["n_uncertain"]),
                 pct_positives_auto_correct=_pct(c["n_pos_auto_correct"], c["n_positives"]),
             )
+        row["error_rate_pct"] = _pct(row["n_false"], n_test - row["n_uncertain"])
         rows.append(row)
     return pd.DataFrame(rows)

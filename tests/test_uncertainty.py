@@ -300,3 +300,24 @@ def test_compare_threshold_choices():
         assert oracle.workload_pct == pytest.approx(100 * (500 + oracle.n_uncertain) / 1000)
     only_oracle = compare_threshold_choices(p_test, y_test, 1000, 500)
     assert list(only_oracle.method) == ["oracle"]
+
+
+def test_compare_threshold_choices_without_a_pair_automates_nothing():
+    # labels opposite to confident probabilities: no pair is error-free
+    p_test = np.array([0.99, 0.98, 0.01, 0.02])
+    y_test = np.array([0, 0, 1, 1])
+    row = compare_threshold_choices(p_test, y_test, n_dataset=10, n_training_stage=6).iloc[0]
+    assert np.isnan(row.upper) and row.n_uncertain == 4 and row.n_false == 0
+    assert row.workload_pct == pytest.approx(100.0)
+    assert np.isnan(row.error_rate_pct)  # no sure prediction at all
+
+
+def test_compare_threshold_choices_error_rate():
+    p_test = np.array([0.99, 0.98, 0.01, 0.5])
+    y_test = np.array([1, 0, 0, 1])
+    df = compare_threshold_choices(p_test, y_test, 10, 6, val_probs=p_test[:3],
+                                   val_labels=np.array([1, 1, 0]))
+    validation = df.set_index("method").loc["validation"]
+    # 0.75/0.25 on the test set: 3 sure, one of them wrong (0.98 labelled 0)
+    assert (validation.upper, validation.lower) == (0.75, 0.25)
+    assert validation.error_rate_pct == pytest.approx(100 / 3)
