@@ -1,0 +1,173 @@
+"""Benchmark: what the training helpers cost on top of a bare training loop.
+
+Prints, for one model, batch size and set of synthetic images (uint8 in memory, as the
+cache would give them):
+
+1. images/s of a bare loop (pre-built batches in memory: forward, focal loss, backward,
+   SGD step; AMP + channels_last on CUDA as ``fit`` does);
+2. images/s of ``pe_utils.train.fit`` over a ``CacheDataset`` + ``make_loader`` with the
+   training augmentation and a ``last.pt`` checkpoint per epoch (goal: >= 0.9 x bare);
+3. images/s of the DataLoader alone (same loader: area resize + augmentation), against
+   the bare training images/s (goal: >= 5 x).
+
+The bare loop and ``fit`` alternate ``--repeats`` times in the same process; the best of
+each is reported (other users of the machine only ever slow a run down).
+
+    python bench/train.py                         # CPU defaults, about a minute
+    python bench/train.py --arch resnet50 --image-size 128 --device cuda --n-images 4096
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+
+from pe_utils.data import CacheDataset, make_loader, set_epoch
+from pe_utils.losses import FocalLoss
+from pe_utils.models import build_classifier
+from pe_utils.train import build_optimizer, fit, pick_device, save_checkpoint, seed_everything
+from pe_utils.transforms import train_transform
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--arch", default="resnet18")
+    p.add_argument("--image-size", type=int, default=64, help="network input side")
+    p.add_argument("--cache-size", type=int, default=128, help="side of the stored images (resized on load)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--n-images", type=int, default=256)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (shared machines: 1)")
+    p.add_argument("--device", default=None, help="cpu, cuda (default: cuda if available)")
+    return p.parse_args(argv)
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Clock:
+    """Wall and process-CPU seconds of a block. On a shared CPU machine the CPU time (one
+    thread, no workers) is the fair measure: other users' load stretches wall time only."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def __enter__(self):
+        sync(self.device)
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        sync(self.device)
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+        return False
+
+
+def bare_loop(model, criterion, optimizer, batches, epochs, device) -> Clock:
+    """Forward / backward / step over pre-built batches."""
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    model.train()
+    with Clock(device) as clock:
+        for _ in range(epochs):
+            for x, y in batches:
+                x = x.to(device, non_blocking=True, memory_format=torch.channels_last) \
+                    if device.type == "cuda" else x
+                y = y.to(device, non_blocking=True)
+                with amp:
+                    loss = criterion(model(x), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        float(loss.detach())  # one host sync, as fit's epoch summary does
+    return clock
+
+
+def main(argv=None) -> int:
+    args = parse(argv if argv is not None else sys.argv[1:])
+    torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(args.n_images, args.cache_size, args.cache_size), dtype=np.uint8)
+    labels = (rng.random(args.n_images) < 0.3).astype(np.int64)
+    dataset = CacheDataset(images, labels, None, transform=train_transform(),
+                           image_size=args.image_size, seed=0)
+    loader = make_loader(dataset, args.batch_size, shuffle=True, seed=0,
+                         num_workers=args.workers, device=device, drop_last=True)
+    n_per_epoch = len(loader) * args.batch_size
+
+    seed_everything(0)
+    model = build_classifier(args.arch, in_channels=1).to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    criterion = FocalLoss(gamma=2.0).to(device)
+    optimizer = build_optimizer(model, "sgd", lr=0.001)
+    # the bare loop's data: the same images, resized and augmented once, kept as batches
+    set_epoch(loader, 0)
+    batches = [(x.to(device), y.to(device)) for x, y in loader]
+    bare_loop(model, criterion, optimizer, batches[:1], 1, device)  # warm-up (allocations, cuDNN)
+
+    print(f"device={device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
+          f"threads={torch.get_num_threads()}, arch={args.arch}, input={args.image_size}px "
+          f"(stored {args.cache_size}px), batch={args.batch_size}, images/epoch={n_per_epoch}, "
+          f"epochs={args.epochs}, workers={args.workers}")
+    n_images = n_per_epoch * args.epochs
+    bare, fitted = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.repeats):
+            bare.append(bare_loop(model, criterion, optimizer, batches, args.epochs, device))
+            with Clock(device) as clock:
+                fit(model, criterion, optimizer, loader, None, args.epochs, device,
+                    checkpoint_dir=f"{tmp}/run{r}", progress=False)
+            fitted.append(clock)
+            print(f"  repeat {r + 1}: bare {n_images / bare[-1].wall:7.1f} img/s wall "
+                  f"({n_images / bare[-1].cpu:7.1f} CPU)   fit {n_images / fitted[-1].wall:7.1f} img/s wall "
+                  f"({n_images / fitted[-1].cpu:7.1f} CPU)")
+
+    # the loader alone: same resize + augmentation, no model
+    n = 0
+    with Clock(device) as load_clock:
+        for epoch in range(max(1, args.epochs)):
+            set_epoch(loader, epoch)
+            for x, _ in loader:
+                n += x.shape[0]
+
+    # one checkpoint write (model + optimizer), a fixed cost per epoch inside fit
+    with tempfile.TemporaryDirectory() as tmp:
+        with Clock(device) as ckpt_clock:
+            save_checkpoint(f"{tmp}/last.pt", {"model": model.state_dict(), "optimizer": optimizer.state_dict()})
+
+    # CPU time is the fair clock on a shared CPU (workers=0); wall time on CUDA or with workers
+    use_cpu = device.type == "cpu" and args.workers == 0
+    key = (lambda c: c.cpu) if use_cpu else (lambda c: c.wall)
+    clock_name = "process CPU time" if use_cpu else "wall time"
+    bare_ips = n_images / min(key(c) for c in bare)
+    fit_ips = n_images / min(key(c) for c in fitted)
+    loader_ips = n / key(load_clock)
+    print(f"figures by {clock_name}, best of {args.repeats}:")
+    print(f"  bare training loop : {bare_ips:9.1f} images/s")
+    print(f"  fit (loader + augmentation + figures + checkpoint): {fit_ips:9.1f} images/s   "
+          f"ratio fit/bare = {fit_ips / bare_ips:.3f}   (goal >= 0.9)")
+    print(f"  DataLoader alone   : {loader_ips:9.1f} images/s   "
+          f"ratio loader/training = {loader_ips / bare_ips:.1f}x   (goal >= 5x)")
+    epoch_s = n_per_epoch / bare_ips
+    print(f"  per epoch of {n_per_epoch} images: training {epoch_s:.2f} s, loading "
+          f"{n_per_epoch / loader_ips:.2f} s (serial with training when workers=0), "
+          f"checkpoint write {key(ckpt_clock):.2f} s (wall {ckpt_clock.wall:.2f} s)")
+    if args.workers == 0:
+        # less noisy than the ratio of two timed runs: fit = training + loading + checkpoint
+        overhead = n_per_epoch / loader_ips + key(ckpt_clock)  # seconds per epoch
+        print(f"  fit/bare expected from these parts: {epoch_s / (epoch_s + overhead):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

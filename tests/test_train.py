@@ -1,0 +1,396 @@
+"""Optimiser, schedules, epochs, history, checkpoints, exact resume and determinism (CPU)."""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from pe_utils.data import CacheDataset, make_loader
+from pe_utils.losses import FocalLoss
+from pe_utils.models import build_classifier, set_backbone_trainable
+from pe_utils.train import (StepDecayLR, build_optimizer, build_scheduler, evaluate, fit, iterations_for,
+                            load_checkpoint, pick_device, predict, rng_state, seed_everything,
+                            set_rng_state, train_one_epoch)
+from pe_utils.transforms import train_transform
+
+N_TRAIN, N_VAL, SIZE, BATCH = 12, 6, 32, 4
+TIMING_KEYS = ("train_seconds", "val_seconds")
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Same thread count as the subprocess: CPU kernels may sum in another order otherwise."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class KillingDataset(CacheDataset):
+    """Kills its own process (SIGKILL) when item ``at`` of epoch ``epoch`` is loaded."""
+
+    def __init__(self, *args, kill_epoch: int = -1, kill_at: int = -1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kill_epoch, self.kill_at, self.loaded = kill_epoch, kill_at, 0
+
+    def __getitem__(self, i):
+        if self.epoch == self.kill_epoch:
+            self.loaded += 1
+            if self.loaded > self.kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return super().__getitem__(i)
+
+
+def make_run(seed: int = 0, dataset_cls=CacheDataset, schedule: str = "epoch", **ds_kwargs):
+    """A tiny but complete Case1-like run: augmentation, shuffling, dropout, SGD, step decay."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(N_TRAIN + N_VAL, 40, 40), dtype=np.uint8)
+    labels = (np.arange(N_TRAIN + N_VAL) % 3 == 0).astype(np.int64)
+    seed_everything(seed)
+    train_ds = dataset_cls(images, labels, np.arange(N_TRAIN), transform=train_transform(),
+                           image_size=SIZE, seed=0, **ds_kwargs)
+    val_ds = CacheDataset(images, labels, np.arange(N_TRAIN, N_TRAIN + N_VAL), image_size=SIZE)
+    train_loader = make_loader(train_ds, BATCH, shuffle=True, seed=0)
+    val_loader = make_loader(val_ds, BATCH, shuffle=False, seed=0)
+    model = build_classifier("resnet18", in_channels=1, dropout=0.5)
+    optimizer = build_optimizer(model, "sgd", lr=0.01, momentum=0.9)
+    step = 1 if schedule == "epoch" else 2
+    scheduler = build_scheduler(optimizer, step=step, gamma=0.5, schedule=schedule)
+    return model, FocalLoss(gamma=2.0), optimizer, scheduler, train_loader, val_loader
+
+
+def run_fit(ckpt_dir, epochs=3, seed=0, resume=False, on_epoch_end=None, schedule="epoch", **ds_kwargs):
+    model, criterion, optimizer, scheduler, train_loader, val_loader = make_run(seed, schedule=schedule, **ds_kwargs)
+    history = fit(model, criterion, optimizer, train_loader, val_loader, epochs, "cpu", scheduler=scheduler,
+                  checkpoint_dir=ckpt_dir, resume=resume, config={"seed": 0, "size": (SIZE, SIZE)},
+                  progress=False, on_epoch_end=on_epoch_end)
+    return model, history
+
+
+def assert_same_weights(a: nn.Module, b: nn.Module):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    different = [k for k in sa if not torch.equal(sa[k], sb[k])]
+    assert different == []
+
+
+def without_timing(history):
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in history]
+
+
+def same_history(a, b):
+    """Equal, NaN == NaN."""
+    a, b = without_timing(a), without_timing(b)
+    if len(a) != len(b) or any(r.keys() != s.keys() for r, s in zip(a, b, strict=True)):
+        return False
+    return all((r[k] == s[k]) or (isinstance(r[k], float) and math.isnan(r[k]) and math.isnan(s[k]))
+               for r, s in zip(a, b, strict=True) for k in r)
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """The uninterrupted 3-epoch run every resume is compared with."""
+    with one_thread():
+        d = tmp_path_factory.mktemp("straight")
+        model, history = run_fit(d)
+    return model, history, d
+
+
+# --------------------------------------------------------------------------- set-up
+def test_seed_everything_fixes_every_generator():
+    import random
+
+    def draw():
+        return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+    seed_everything(5)
+    a = draw()
+    seed_everything(5)
+    assert draw() == a
+
+
+def test_pick_device():
+    assert pick_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert pick_device("cpu") == torch.device("cpu")
+
+
+def test_build_optimizer_sgd_adam_and_trainable_only():
+    model = build_classifier("resnet18")
+    sgd = build_optimizer(model, "SGD", lr=0.01)
+    assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["momentum"] == 0.9
+    assert isinstance(build_optimizer(model, "adam", lr=0.001), torch.optim.Adam)
+    set_backbone_trainable(model, False)
+    head_only = build_optimizer(model, "sgd", lr=0.01)
+    assert sum(p.numel() for p in head_only.param_groups[0]["params"]) == \
+        sum(p.numel() for p in model.head.parameters())
+    for bad in (dict(name="rmsprop", lr=0.1), dict(name="sgd", lr=0.0), dict(name="sgd", lr=0.1, momentum=-1)):
+        with pytest.raises(ValueError):
+            build_optimizer(model, **bad)
+
+
+def lr_after(scheduler, optimizer, steps):
+    for _ in range(steps):
+        optimizer.step()
+        scheduler.step()
+    return optimizer.param_groups[0]["lr"]
+
+
+@pytest.mark.parametrize("schedule", ["epoch", "iteration"])
+def test_scheduler_step_decay(schedule):
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.01)
+    sched = build_scheduler(opt, step=3, gamma=0.5, schedule=schedule)
+    assert isinstance(sched, StepDecayLR) and sched.interval == schedule
+    assert [lr_after(sched, opt, 1) for _ in range(7)] == pytest.approx(
+        [0.01, 0.01, 0.005, 0.005, 0.005, 0.0025, 0.0025])
+
+
+@pytest.mark.parametrize("bad", [dict(step=0), dict(step=1.5), dict(gamma=0.0), dict(gamma=1.5),
+                                 dict(schedule="batch"), dict(steps_per_epoch=0)])
+def test_scheduler_bad_arguments(bad):
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.01)
+    with pytest.raises(ValueError):
+        build_scheduler(opt, **{"step": 2, "gamma": 0.5, **bad})
+
+
+def test_iterations_for_appendix_a_conversion():
+    # 10 epochs of 25 % of 8000 images at batch 256: 8 batches per epoch -> 80 iterations
+    assert iterations_for(10, 2000, 256) == 80
+    assert iterations_for(10, 2000, 256, drop_last=True) == 70
+
+
+def test_iteration_schedule_steps_per_batch_epoch_schedule_per_epoch(tmp_path):
+    """Epoch vs iteration semantics inside fit: 12 images / batch 4 = 3 iterations per epoch."""
+    with one_thread():
+        _, hist_it = run_fit(None, epochs=2, schedule="iteration")  # step 2 iterations
+        _, hist_ep = run_fit(None, epochs=2, schedule="epoch")      # step 1 epoch
+    # iteration schedule: lr halves after iterations 2, 4 and 6 (3 per epoch), mid-epoch too
+    assert [r["lr"] for r in hist_it] == pytest.approx([0.01, 0.005])
+    assert [r["train_lr_end"] for r in hist_it] == pytest.approx([0.005, 0.00125])
+    # epoch schedule: constant within an epoch, halved between epochs
+    assert [r["lr"] for r in hist_ep] == pytest.approx([0.01, 0.005])
+    assert [r["train_lr_end"] for r in hist_ep] == pytest.approx([0.01, 0.005])
+
+
+def test_train_one_epoch_leaves_epoch_scheduler_to_the_caller():
+    model, criterion, optimizer, scheduler, train_loader, _ = make_run()
+    with one_thread():
+        out = train_one_epoch(model, criterion, optimizer, train_loader, "cpu", scheduler=scheduler)
+    assert optimizer.param_groups[0]["lr"] == 0.01 and out["n"] == N_TRAIN
+    assert math.isfinite(out["loss"]) and 0 <= out["accuracy"] <= 1
+
+
+# --------------------------------------------------------------------------- figures
+def test_history_keys_and_checkpoint_files(straight):
+    _, history, d = straight
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    figures = ("loss", "accuracy", "precision", "recall", "f1", "f1_batch_mean", "f1_batch_bound", "auc",
+               "tn", "fp", "fn", "tp", "n")
+    for r in history:
+        for part in ("train", "val"):
+            for k in figures:
+                assert f"{part}_{k}" in r, f"{part}_{k}"
+        assert r["train_n"] == N_TRAIN and r["val_n"] == N_VAL
+        assert r["train_tn"] + r["train_fp"] + r["train_fn"] + r["train_tp"] == N_TRAIN
+        assert r["train_f1_batch_mean"] <= r["train_f1_batch_bound"] + 1e-12
+        assert all(k in r for k in ("lr", "train_lr_end", *TIMING_KEYS))
+    assert [r["lr"] for r in history] == pytest.approx([0.01, 0.005, 0.0025])
+    assert (d / "last.pt").is_file() and (d / "best.pt").is_file()
+    assert not list(d.glob("*.tmp"))
+
+
+def test_checkpoint_loads_with_weights_only(straight):
+    model, history, d = straight
+    ckpt = torch.load(d / "last.pt", weights_only=True)
+    assert {"model", "optimizer", "scheduler", "epoch", "config", "history", "rng"} <= set(ckpt)
+    assert ckpt["epoch"] == 3 and ckpt["config"] == {"seed": 0, "size": [SIZE, SIZE]}
+    assert same_history(ckpt["history"], history)
+    assert ckpt["scheduler"]["interval"] == "epoch"
+    assert {"torch", "numpy", "python", "cuda", "loaders"} <= set(ckpt["rng"])
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in ckpt["model"].items())
+    best = load_checkpoint(d / "best.pt")
+    valid = [r["val_auc"] for r in history if not math.isnan(r["val_auc"])]
+    assert best["best"]["metric"] == "val_auc" and best["best"]["value"] == max(valid)
+
+
+def test_rng_state_round_trip(tmp_path):
+    import random
+
+    loader = make_loader(CacheDataset(np.zeros((4, 4, 4), np.uint8), np.zeros(4), None), 2, True, seed=3)
+    state = rng_state([loader])
+    torch.save(state, tmp_path / "rng.pt")
+    state = torch.load(tmp_path / "rng.pt", weights_only=True)
+
+    def draw():
+        return (random.random(), float(np.random.randn()), float(torch.rand(1)),
+                int(torch.randint(9, (1,), generator=loader.generator)))
+
+    a = draw()
+    set_rng_state(state, [loader])
+    assert draw() == a
+
+
+def test_evaluate_and_predict(straight):
+    model, _, _ = straight
+    _, criterion, _, _, _, val_loader = make_run()
+    out = evaluate(model, criterion, val_loader, "cpu")
+    probs = predict(model, val_loader, "cpu")
+    assert not model.training
+    assert probs.shape == (N_VAL,) and probs.dtype == np.float32 and ((probs >= 0) & (probs <= 1)).all()
+    assert np.allclose(out["probs"], probs) and out["labels"].tolist() == [1, 0, 0, 1, 0, 0]
+    # predict accepts image-only batches
+    assert np.allclose(predict(model, [x for x, _ in val_loader], "cpu"), probs)
+
+
+def test_auc_is_nan_with_one_class(straight):
+    model, _, _ = straight
+    images = np.zeros((4, 8, 8), np.uint8)
+    loader = make_loader(CacheDataset(images, np.zeros(4), None), 2, shuffle=False, seed=0)
+    out = evaluate(model, FocalLoss(), loader, "cpu")
+    assert math.isnan(out["auc"]) and out["f1_batch_bound"] == 0.0
+
+
+def test_batches_of_one_are_skipped_with_a_warning():
+    model, criterion, optimizer, _, _, _ = make_run()
+    images = np.random.default_rng(0).integers(0, 256, (5, 32, 32), dtype=np.uint8)
+    loader = make_loader(CacheDataset(images, np.array([0, 1, 0, 1, 0]), None), 4, shuffle=False, seed=0)
+    with pytest.warns(UserWarning, match="skipped 1"):
+        out = train_one_epoch(model, criterion, optimizer, loader, "cpu")
+    assert out["n"] == 4 and out["skipped"] == 1
+
+
+def test_fit_argument_errors():
+    model, criterion, optimizer, _, train_loader, val_loader = make_run()
+    with pytest.raises(ValueError):
+        fit(model, criterion, optimizer, train_loader, val_loader, 1, "cpu", resume=True, progress=False)
+    with pytest.raises(ValueError):
+        fit(model, criterion, optimizer, train_loader, val_loader, 1, "cpu", best_metric="f1", progress=False)
+
+
+# --------------------------------------------------------------------------- determinism and resume
+def test_two_fits_with_the_same_seed_are_identical(straight, tmp_path):
+    model, history, _ = straight
+    with one_thread():
+        again, history_again = run_fit(tmp_path)
+    assert_same_weights(model, again)
+    assert same_history(history, history_again)
+
+
+def test_another_seed_gives_other_weights(straight):
+    model, _, _ = straight
+    with one_thread():
+        other, _ = run_fit(None, epochs=1, seed=1)
+    assert not torch.equal(model.head[-1].weight, other.head[-1].weight)
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def test_resume_after_an_exception_matches_the_straight_run(straight, tmp_path):
+    model, history, _ = straight
+
+    def crash_after_first(record):
+        if record["epoch"] == 1:
+            raise Crash
+
+    with one_thread():
+        with pytest.raises(Crash):
+            run_fit(tmp_path, on_epoch_end=crash_after_first)
+        assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+        # another seed: every weight and random state must come from the checkpoint
+        resumed, resumed_history = run_fit(tmp_path, seed=99, resume=True)
+    assert_same_weights(model, resumed)
+    assert same_history(history, resumed_history)
+
+
+def test_resume_when_finished_trains_nothing(straight):
+    model, history, d = straight
+    with one_thread(), pytest.warns(UserWarning, match="nothing to train"):
+        again, hist = run_fit(d, epochs=3, seed=42, resume=True)
+    assert_same_weights(model, again)
+    assert same_history(history, hist)
+
+
+CHILD = """
+import sys, torch
+torch.set_num_threads(1)
+sys.path.insert(0, {tests!r})
+import test_train as t
+t.run_fit({ckpt!r}, dataset_cls=t.KillingDataset, kill_epoch=1, kill_at=5)
+print("not killed")
+"""
+
+
+def test_resume_after_sigkill_mid_epoch_matches_the_straight_run(straight, tmp_path):
+    model, history, _ = straight
+    code = CHILD.format(tests=str(Path(__file__).parent), ckpt=str(tmp_path))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert "not killed" not in proc.stdout
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1  # killed inside epoch 2
+    with one_thread():
+        resumed, resumed_history = run_fit(tmp_path, seed=7, resume=True)
+    assert_same_weights(model, resumed)
+    assert same_history(history, resumed_history)
+
+
+def test_resume_extends_a_finished_run(straight, tmp_path):
+    import shutil
+
+    _, history, d = straight
+    shutil.copy(d / "last.pt", tmp_path / "last.pt")
+    with one_thread():
+        _, longer = run_fit(tmp_path, epochs=4, resume=True)  # config differs in epochs only
+    assert [r["epoch"] for r in longer] == [1, 2, 3, 4]
+    assert same_history(longer[:3], history)
+
+
+def test_resume_with_another_config_starts_afresh(straight, tmp_path):
+    import shutil
+
+    model, _, d = straight
+    shutil.copy(d / "last.pt", tmp_path / "last.pt")
+    m, criterion, optimizer, scheduler, train_loader, val_loader = make_run()
+    with one_thread(), pytest.warns(UserWarning, match="another config.*lr"):
+        history = fit(m, criterion, optimizer, train_loader, val_loader, 1, "cpu", scheduler=scheduler,
+                      checkpoint_dir=tmp_path, resume=True, progress=False,
+                      config={"seed": 0, "size": (SIZE, SIZE), "lr": 0.1})
+    assert len(history) == 1 and load_checkpoint(tmp_path / "last.pt")["config"]["lr"] == 0.1
+
+
+def test_batch_mean_f1_equals_the_metrics_module():
+    from pe_utils.metrics import batch_mean_f1
+    from pe_utils.train import _batch_mean_f1
+
+    rng = np.random.default_rng(0)
+    ys = [rng.integers(0, 2, n) * (rng.random() < 0.7) for n in (4, 4, 3, 1, 4)]  # some all-negative
+    ps = [rng.random(len(y)) for y in ys]
+    expect = batch_mean_f1(ys, [(p >= 0.4).astype(int) for p in ps])
+    assert _batch_mean_f1(ys, ps, 0.4) == pytest.approx(expect, abs=1e-12)
+
+
+def test_fp16_autocast_path_saves_and_restores_the_grad_scaler(tmp_path):
+    """The CUDA fp16 path (autocast + GradScaler) exercised on CPU (slow there: one epoch)."""
+    with one_thread():
+        model, criterion, optimizer, scheduler, train_loader, val_loader = make_run()
+        history = fit(model, criterion, optimizer, train_loader, val_loader, 1, "cpu", scheduler=scheduler,
+                      checkpoint_dir=tmp_path, progress=False, amp="fp16")
+        assert load_checkpoint(tmp_path / "last.pt")["scaler"]["scale"] > 0
+        assert math.isfinite(history[-1]["train_loss"])
+        model, criterion, optimizer, scheduler, train_loader, val_loader = make_run()
+        with pytest.warns(UserWarning, match="nothing to train"):  # resume loads the scaler's state
+            resumed = fit(model, criterion, optimizer, train_loader, val_loader, 1, "cpu", scheduler=scheduler,
+                          checkpoint_dir=tmp_path, resume=True, progress=False, amp="fp16")
+    assert same_history(resumed, history)
