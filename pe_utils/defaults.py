@@ -72,7 +72,7 @@ def ensure_default_data(profile: str = "demo", root: str | Path | None = None,
                 shutil.rmtree(stale)
         generate(rsna_root, **synth_args, workers=cfg["workers"], progress=progress)
         stamp.write_text(json.dumps(stamp_value))
-    if not (cache_dir / "settings.json").exists():
-        preprocess(rsna_root, cache_dir, size=cfg["size"], channels=cfg["channels"],
-                   workers=cfg["workers"], progress=progress)
+    # a no-op when the cache is current; otherwise resumes or rebuilds it
+    preprocess(rsna_root, cache_dir, size=cfg["size"], channels=cfg["channels"],
+               workers=cfg["workers"], progress=progress, overwrite=True)
     return cache_dir
