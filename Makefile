@@ -34,4 +34,4 @@ bench: venv
 	$(PY) bench/train.py
 
 clean:
-	rm -rf reports/demo reports/smoke data/synthetic data/cache
+	rm -rf reports/demo reports/smoke runs data/synthetic-* data/cache-*

@@ -1,0 +1,328 @@
+"""The batch runner: execute the course with papermill, one run per notebook and parameter set.
+
+``python -m pe_utils batch --profile demo --out reports/demo`` reads ``notebooks/plan.json``
+(the notebooks in dependency order, the parameter grid of each, what each depends on), runs
+every run whose result is missing or stale, and writes for each run::
+
+    <out>/<notebook>/<run-id>.ipynb          the executed notebook (partial when it failed)
+    <out>/<notebook>/<run-id>.html           offline HTML report, with code
+    <out>/<notebook>/<run-id>.results.html   the same without code cells' inputs
+    <out>/<notebook>/<run-id>.log            papermill's cell-by-cell log and the cells' output
+    <out>/<notebook>/<run-id>.status.json    marker: status, parameters, code version, timing
+    <out>/<notebook>/<run-id>/               the run's ``output_dir``: metrics.json, artefacts
+    <out>/index.html, <out>/runs.json        every run with its state and key figures
+
+Notebooks run with the repository root as cwd, in the ``python3`` kernel, each in a worker
+process of its own (so ``--devices`` can give each kernel its own CUDA_VISIBLE_DEVICES).
+
+Resuming: a run whose marker says ``success`` with the same parameters, the same code version
+(hash of the notebook file and of pe_utils' sources, this runner's own modules excepted) and
+the same upstream results is skipped; ``--force`` reruns. Markers are written atomically once a
+run has finished, so killing a batch loses only the runs in flight. A failed run keeps its
+partial notebook and HTML (with the error at the top); runs that depend on it are marked
+``skipped``; the command exits 1 and lists the failures. A kernel that dies or does not start is
+retried once.
+
+Several nodes (SLURM): stages group the runs so that each run's upstream runs are in earlier
+stages; one job array per stage, each task running one run by its index::
+
+    #!/bin/bash
+    # pe_batch.sbatch: one run on one GPU. Usage: sbatch --array=0-N pe_batch.sbatch STAGE ARGS...
+    #SBATCH --gres=gpu:1
+    #SBATCH --cpus-per-task=8
+    #SBATCH --time=08:00:00
+    stage=$1; shift
+    srun .venv/bin/python -m pe_utils batch "$@" --stage "$stage" --only "$SLURM_ARRAY_TASK_ID"
+
+    # submit.sh: one array per stage, each after the previous one, then the index
+    ARGS="--profile thesis --cache /scratch/pe-cache --out reports/thesis"
+    prev=""; stage=0
+    while n=$(.venv/bin/python -m pe_utils batch $ARGS --stage $stage --count) && [ "$n" -gt 0 ]; do
+      prev=$(sbatch --parsable ${prev:+--dependency=afterany:$prev} --array=0-$((n - 1)) \\
+             pe_batch.sbatch $stage $ARGS)
+      stage=$((stage + 1))
+    done
+    sbatch ${prev:+--dependency=afterany:$prev} \\
+           --wrap ".venv/bin/python -m pe_utils batch $ARGS --index-only"
+
+Prepare the cache before submitting (``--cache``), so that array tasks do not preprocess.
+
+This module is the command line; :mod:`pe_utils.batch_plan` expands the plan into runs and
+decides what is up to date, :mod:`pe_utils.batch_run` executes runs, and
+:mod:`pe_utils.batch_report` writes the offline HTML and the index.
+"""
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import signal
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .batch_plan import (DEFAULT_PLAN, NARROWING_FLAGS, PlanError, Run, index_rows, load_plan,
+                         notebook_parameters, plan_runs, read_marker, stale_reason, token_of)
+from .batch_report import write_index
+from .batch_run import Executor, echo, execute, raise_interrupt
+
+__all__ = ["main", "build_parser", "load_plan", "notebook_parameters", "plan_runs", "PlanError",
+           "DEFAULT_PLAN"]
+
+@contextmanager
+def _locked(path: Path):
+    """An exclusive lock on ``path`` (array tasks sharing a cache wait for one preprocessing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _data_paths(args, out: Path) -> tuple[Path, Path | None]:
+    """(cache_dir, rsna_root) the runs will get; nothing is generated here."""
+    if args.cache:
+        cache = Path(args.cache).resolve()
+        if not cache.is_dir():
+            raise PlanError(f"--cache {args.cache}: no such folder")
+        return cache, None
+    if args.rsna_root:
+        return Path(args.cache_out or out / "cache").resolve(), Path(args.rsna_root).resolve()
+    from .defaults import default_paths
+
+    return default_paths(args.profile)[1].resolve(), None
+
+
+def prepare_data(args, cache_dir: Path, rsna_root: Path | None) -> None:
+    """Make the cache the runs will read: the user's (as is), theirs preprocessed, or the phantom's."""
+    if args.cache:
+        return
+    with _locked(cache_dir.parent / f".{cache_dir.name}.lock"):
+        if rsna_root is not None:
+            from .preprocess import preprocess
+            from .profiles import resolve
+
+            cfg = resolve("data", args.profile)
+            echo(f"preprocessing {rsna_root} -> {cache_dir}")
+            preprocess(rsna_root, cache_dir, size=cfg["size"], channels=cfg["channels"],
+                       workers=cfg["workers"], manifest=args.manifest, progress=True)
+        else:
+            from .defaults import ensure_default_data
+
+            ensure_default_data(args.profile)
+
+
+def _value(text: str) -> Any:
+    """A ``-p`` value: None, a bool, an int, a float, a JSON list or object, else the string."""
+    if text.strip()[:1] in ("[", "{"):
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
+    low = text.strip().lower()
+    if low in {"none", "null"}:
+        return None
+    if low in {"true", "false"}:
+        return low == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _devices(spec: str | None) -> list[str | None]:
+    if not spec:
+        return [None]        # one run at a time, with the environment's devices
+    if spec == "auto":
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())] or [None]
+    return [d.strip() for d in spec.split(",") if d.strip()]
+
+
+def _split(text: str | None) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .profiles import PROFILES
+
+    p = argparse.ArgumentParser(prog="python -m pe_utils batch", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--profile", default="demo", choices=sorted(PROFILES), help="parameter profile (demo)")
+    p.add_argument("--out", help="report folder (default reports/<profile> in the repository)")
+    p.add_argument("--plan", default=str(DEFAULT_PLAN), help="plan file (notebooks/plan.json)")
+    sel = p.add_argument_group("what to run")
+    sel.add_argument("--cases", help="comma-separated notebook names, number prefixes or case keys")
+    sel.add_argument("--rates", help="narrow sampling_rate grids, e.g. 1/2,1/4 or Test50")
+    sel.add_argument("--fractions", help="narrow train_fraction grids")
+    sel.add_argument("--seeds", help="narrow seed grids")
+    sel.add_argument("--stage", type=int, help="only runs of this dependency stage (0 = no upstream)")
+    sel.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="parameter for every run that declares it (wins over the profile)")
+    data = p.add_argument_group("data (default: the embedded synthetic phantom)")
+    data.add_argument("--cache", help="an existing preprocessed cache")
+    data.add_argument("--rsna-root", help="RSNA-layout folder to preprocess first")
+    data.add_argument("--manifest", help="manifest of the images to preprocess (with --rsna-root)")
+    data.add_argument("--cache-out", help="where --rsna-root is preprocessed to (default <out>/cache)")
+    act = p.add_argument_group("actions (default: run the batch)")
+    act.add_argument("--list", action="store_true", help="print the runs with their index and state")
+    act.add_argument("--count", action="store_true", help="print how many runs are selected")
+    act.add_argument("--dry-run", action="store_true", help="print what would run, with its parameters")
+    act.add_argument("--only", type=int, metavar="INDEX", help="execute one run (e.g. a job-array task)")
+    act.add_argument("--index-only", action="store_true", help="rebuild index.html from the markers")
+    run = p.add_argument_group("execution")
+    run.add_argument("--force", action="store_true", help="rerun runs that are up to date")
+    run.add_argument("--devices", help="GPU ids, one run at a time on each (0,1,2,3), or 'auto'")
+    run.add_argument("--cell-timeout", type=float, help="seconds one cell may run (default: no limit)")
+    run.add_argument("--workdir", help="kernels' cwd (default: the repository holding the plan)")
+    run.add_argument("-v", "--verbose", action="store_true", help="echo every run's log to the console")
+    return p
+
+
+def _repo_root(plan: Path) -> Path:
+    for folder in plan.resolve().parents:
+        if (folder / "pyproject.toml").exists():
+            return folder
+    return Path.cwd()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pe_utils batch ...``; returns 0 when every run succeeded or was up to date."""
+    args = build_parser().parse_args(argv)
+    plan = Path(args.plan)
+    workdir = Path(args.workdir).resolve() if args.workdir else _repo_root(plan)
+    out = Path(args.out).resolve() if args.out else workdir / "reports" / args.profile
+    try:
+        if args.cache and args.rsna_root:
+            raise PlanError("give --cache or --rsna-root, not both")
+        if (args.manifest or args.cache_out) and not args.rsna_root:
+            raise PlanError("--manifest and --cache-out go with --rsna-root")
+        cache_dir, rsna_root = _data_paths(args, out)
+        narrow = {var: _split(getattr(args, flag)) for flag, var in NARROWING_FLAGS.items()}
+
+        def make_plan() -> tuple[list[Run], list[Run]]:
+            return plan_runs(load_plan(plan), out=out, workdir=workdir, profile=args.profile,
+                             cache_dir=cache_dir, rsna_root=rsna_root,
+                             extra={k: _value(v) for k, v in args.parameter},
+                             cases=_split(args.cases), narrow=narrow, stage=args.stage)
+
+        selected, batch = make_plan()
+        if args.only is not None and not 0 <= args.only < len(batch):
+            raise PlanError(f"--only {args.only}: the selection has runs 0..{len(batch) - 1}")
+    except PlanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.count:
+        print(len(batch))
+        return 0
+    if args.list or args.dry_run:
+        return _show(batch, out, args, cache_dir, rsna_root)
+    if args.index_only:
+        print(write_index(out, index_rows(out, selected)))
+        return 0
+    try:
+        previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    except ValueError:   # not the main thread: leave signals alone
+        previous = None
+    out.mkdir(parents=True, exist_ok=True)
+    _warn_kernel()
+    if args.only is not None:
+        batch = [batch[args.only]]
+    executor = Executor(out, workdir, args.cell_timeout, args.verbose)
+    try:
+        if any({"cache_dir", "rsna_root"} & r.entry.declared for r in batch):
+            try:
+                prepare_data(args, cache_dir, rsna_root)
+            except Exception as exc:   # nothing can run without data: say why and stop
+                print(f"error: preparing the data failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                return 1
+            selected, batch = make_plan()   # the keys hash the cache's settings, now written
+            if args.only is not None:
+                batch = [batch[args.only]]
+        outcome = execute(batch, out, executor, _devices(args.devices), force=args.force,
+                          on_finish=lambda: write_index(out, index_rows(out, selected)))
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are kept; run the same command again to resume", file=sys.stderr)
+        return 130
+    finally:
+        write_index(out, index_rows(out, selected))
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return _summary(batch, outcome, out)
+
+
+def _show(batch: list[Run], out: Path, args, cache_dir: Path, rsna_root: Path | None) -> int:
+    will: dict[str, bool] = {}
+    why: dict[str, str] = {}
+    for run in batch:
+        upstream = next((d.name for d in run.deps if will.get(d.name)), None)
+        reason = "--force" if args.force else stale_reason(out, run) or (
+            f"{upstream} will run first" if upstream else None)
+        will[run.name], why[run.name] = reason is not None, reason or ""
+    if args.dry_run:
+        data = (f"use the cache {cache_dir}" if args.cache else
+                f"preprocess {rsna_root} into {cache_dir}" if rsna_root else
+                f"use the default phantom's cache {cache_dir} (made on first use)")
+        slots = _devices(args.devices)
+        devices = "one run at a time" if slots == [None] else f"one run at a time on each of {slots}"
+        print(f"data: {data}\nreports: {out}\ndevices: {devices}")
+    for run in batch:
+        blocked = [d for d in run.deps if d.index is None and token_of(out, d) is None]
+        state = "run" if will[run.name] else "done"
+        state = "blocked" if blocked and will[run.name] else state
+        if not args.dry_run:
+            shown = " ".join(f"{k}={v}" for k, v in run.shown.items())
+            print(f"{run.index:4d}  stage {run.stage}  {state:<7}  {run.name}  {shown}".rstrip())
+        else:
+            what = {"run": f"would run ({why[run.name]})", "done": "up to date, skipped",
+                    "blocked": f"would be skipped: {blocked[0].name if blocked else ''} has not "
+                               "succeeded"}[state]
+            print(f"[{run.index}] {what}: "
+                  f"{run.entry.path.name} -> {run.files()['ipynb']}")
+            for k, v in run.parameters.items():
+                print(f"      {k} = {v!r}")
+    if args.dry_run:
+        print(f"{sum(will.values())} of {len(batch)} runs would execute")
+    return 0
+
+
+def _summary(batch: list[Run], outcome: dict[str, str], out: Path) -> int:
+    counts = {s: sum(1 for v in outcome.values() if v == s)
+              for s in ("success", "up to date", "failed", "skipped")}
+    print(f"batch: {len(batch)} runs: {counts['success']} succeeded, {counts['up to date']} up to date, "
+          f"{counts['failed']} failed, {counts['skipped']} skipped")
+    for run in batch:
+        if outcome.get(run.name) in ("failed", "skipped"):
+            marker = read_marker(out, run) or {}
+            err = marker.get("error") or {}
+            why = f"{err.get('ename')}: {str(err.get('evalue'))[:200]}" if err else marker.get("reason", "")
+            log = f"  (log: {out / run.files()['log']})" if outcome[run.name] == "failed" else ""
+            print(f"  {outcome[run.name]}: {run.name}: {why}{log}")
+    print(f"index: {out / 'index.html'}")
+    return 1 if counts["failed"] or counts["skipped"] else 0
+
+
+def _warn_kernel() -> None:
+    """Warn when the ``python3`` kernel would run another interpreter than this one."""
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        argv0 = KernelSpecManager().get_kernel_spec("python3").argv[0]
+    except Exception as exc:   # no kernelspec at all: papermill will say so per run
+        echo(f"warning: no python3 Jupyter kernel ({exc}); run `python -m ipykernel install --sys-prefix`")
+        return
+    if os.path.basename(argv0) not in {"python", "python3"} and \
+            os.path.realpath(argv0) != os.path.realpath(sys.executable):
+        echo(f"warning: the python3 kernel runs {argv0}, not {sys.executable}; "
+              "run `python -m ipykernel install --sys-prefix --name python3`")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
