@@ -22,3 +22,20 @@ def smoke_cache(synth_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("cache") / "cache"
     preprocess(synth_root, out, size=64, channels="gray", workers=1, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def smoke_batch(smoke_cache, tmp_path_factory):
+    """The whole course through the batch runner at the smoke profile: (report folder, console log)."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("reports") / "smoke"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pe_utils", "batch", "--profile", "smoke", "--out", str(out),
+         "--cache", str(smoke_cache)],
+        capture_output=True, text=True, timeout=1500,
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-5000:]
+    return out, log

@@ -47,3 +47,37 @@ def test_parameters_are_flat_and_commented(path):
     for line in source.splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             assert "=" in line and "#" in line, f"{path.name}: parameter without its reason: {line!r}"
+
+
+def test_smoke_batch_runs_every_notebook_at_every_rate(smoke_batch):
+    from pe_utils.profiles import SAMPLING_RATES
+    from pe_utils.report import CASE1_REQUIRED, read_metrics
+
+    out, _ = smoke_batch
+    runs = read_metrics(out)
+    assert set(runs.notebook) >= {"00_preprocessing", "01_case1_supervised"}
+    case1 = runs[runs.notebook == "01_case1_supervised"]
+    assert sorted(case1.sampling_rate) == sorted(SAMPLING_RATES)
+    for key in CASE1_REQUIRED:
+        assert key in case1.columns, key
+    assert case1.auc.between(0, 1).all() or case1.auc.isna().any()
+    assert (case1.pct_training_stage.round(0) >= 25).all()
+    # the training share follows the rate: 9/10 keeps more than 1/4
+    by_rate = case1.set_index("sampling_rate").pct_training_stage
+    assert by_rate["9/10"] > by_rate["1/2"] > by_rate["1/4"]
+
+
+def test_smoke_batch_reports_are_offline_html(smoke_batch):
+    import re
+
+    out, _ = smoke_batch
+    pages = sorted(out.rglob("*.html"))
+    assert (out / "index.html") in pages
+    # one executed notebook, one full and one results-only page per run at least
+    assert len(pages) >= 2 * 9
+    for page in pages:
+        text = page.read_text(errors="replace")
+        assert not re.search(r"<script[^>]+src=[\"']?(https?:)?//", text), page
+    index = (out / "index.html").read_text()
+    for name in ("00_preprocessing", "01_case1_supervised", "07_summary"):
+        assert name in index
