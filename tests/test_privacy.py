@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pydicom
 
-IDENTITY_TAGS = ("PatientName", "PatientID", "PatientBirthDate", "InstitutionName", "StudyDate")
+IDENTITY_TAGS = ("PatientName", "PatientID", "PatientBirthDate", "InstitutionName", "StudyDate",
+                 "AccessionNumber", "ReferringPhysicianName")
 
 
 def identities(rsna_root: Path) -> set[str]:
