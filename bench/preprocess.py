@@ -36,14 +36,14 @@ import pydicom  # noqa: E402
 from pydicom.uid import JPEG2000Lossless, RLELossless  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pe_utils.dicom import THESIS_WINDOWS, read_windowed  # noqa: E402
-from pe_utils.preprocess import _air_fill, _to_uint8, preprocess, resize  # noqa: E402
+from pe_utils.data.dicom import THESIS_WINDOWS, read_windowed  # noqa: E402
+from pe_utils.data.preprocess import _air_fill, _to_uint8, preprocess, resize  # noqa: E402
 
 
 def write_base(root: Path, n: int) -> list[Path]:
     """n distinct uncompressed 512 x 512 slices: the synthetic phantom if present, else a disc."""
     try:
-        from pe_utils.synthetic import generate
+        from pe_utils.phantom.synthetic import generate
     except ImportError:
         generate = None
     if generate is not None:

@@ -5,7 +5,7 @@ cache would give them):
 
 1. images/s of a bare loop (pre-built batches in memory: forward, focal loss, backward,
    SGD step; AMP + channels_last on CUDA as ``fit`` does);
-2. images/s of ``pe_utils.train.fit`` over a ``CacheDataset`` + ``make_loader`` with the
+2. images/s of ``pe_utils.learn.train.fit`` over a ``CacheDataset`` + ``make_loader`` with the
    training augmentation and a ``last.pt`` checkpoint per epoch (goal: >= 0.9 x bare);
 3. images/s of the DataLoader alone (same loader: area resize + augmentation), against
    the bare training images/s (goal: >= 5 x).
@@ -27,11 +27,11 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from pe_utils.data import CacheDataset, make_loader, set_epoch
-from pe_utils.losses import FocalLoss
-from pe_utils.models import build_classifier
-from pe_utils.train import build_optimizer, fit, pick_device, save_checkpoint, seed_everything
-from pe_utils.transforms import train_transform
+from pe_utils.data.datasets import CacheDataset, make_loader, set_epoch
+from pe_utils.learn.losses import FocalLoss
+from pe_utils.learn.models import build_classifier
+from pe_utils.learn.train import build_optimizer, fit, pick_device, save_checkpoint, seed_everything
+from pe_utils.data.transforms import train_transform
 
 
 def parse(argv):

@@ -9,10 +9,10 @@ import importlib
 import sys
 
 COMMANDS = {
-    "synth": ("pe_utils.synthetic", "write the synthetic CTPA phantom as RSNA-layout DICOM"),
-    "preprocess": ("pe_utils.preprocess", "DICOM folder -> preprocessed image cache"),
-    "manifest": ("pe_utils.manifest", "build or verify a data manifest"),
-    "batch": ("pe_utils.batch", "run the notebooks with papermill, write HTML reports"),
+    "synth": ("pe_utils.phantom.synthetic", "write the synthetic CTPA phantom as RSNA-layout DICOM"),
+    "preprocess": ("pe_utils.data.preprocess", "DICOM folder -> preprocessed image cache"),
+    "manifest": ("pe_utils.data.manifest", "build or verify a data manifest"),
+    "batch": ("pe_utils.batch.cli", "run the notebooks with papermill, write HTML reports"),
 }
 
 

@@ -7,7 +7,7 @@ import pytest
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory):
     """A tiny RSNA-layout phantom (6 patients x 12 slices), generated once per session."""
-    from pe_utils.synthetic import generate
+    from pe_utils.phantom.synthetic import generate
 
     root = tmp_path_factory.mktemp("synth")
     generate(root, patients=6, slices_per_patient=12, positive_fraction=0.5, seed=0)
@@ -17,7 +17,7 @@ def synth_root(tmp_path_factory):
 @pytest.fixture(scope="session")
 def smoke_cache(synth_root, tmp_path_factory):
     """The phantom above preprocessed to a 64x64 gray cache."""
-    from pe_utils.preprocess import preprocess
+    from pe_utils.data.preprocess import preprocess
 
     out = tmp_path_factory.mktemp("cache") / "cache"
     preprocess(synth_root, out, size=64, channels="gray", workers=1, progress=False)

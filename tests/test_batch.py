@@ -18,8 +18,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from pe_utils import batch
-from pe_utils.batch_report import external_scripts, strip_external_scripts
+from pe_utils.batch import cli as batch
+from pe_utils.batch.html import external_scripts, strip_external_scripts
 
 DATA = Path(__file__).parent / "data"
 PLAN = DATA / "plan.json"

@@ -16,8 +16,8 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import (CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian,
                          JPEG2000Lossless, JPEGLSLossless, MRImageStorage, RLELossless, UID)
 
-from pe_utils import dicom
-from pe_utils.dicom import (CorruptPixelDataError, DicomReadError, MissingDecoderError,
+from pe_utils.data import dicom
+from pe_utils.data.dicom import (CorruptPixelDataError, DicomReadError, MissingDecoderError,
                             NoPixelDataError, NotCTError, NotDicomError, TruncatedDicomError,
                             UnsupportedImageError)
 

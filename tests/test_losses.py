@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as nnf
 
-from pe_utils.losses import FocalLoss, class_weights
+from pe_utils.learn.losses import FocalLoss, class_weights
 
 
 def reference_focal(logits, targets, gamma, weights=None, alpha=None):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pe_utils.manifest import (COLUMNS, build_manifest, load_spec, main, manifest_from_dir,
+from pe_utils.data.manifest import (COLUMNS, build_manifest, load_spec, main, manifest_from_dir,
                                read_manifest, select_groups, verify_manifest, write_manifest)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,7 +198,7 @@ def test_regenerated_demo_phantom_verifies_against_the_committed_manifest(tmp_pa
     """The phantom is deterministic: `synth --patients 40 --slices-per-patient 40
     --positive-fraction 0.5 --seed 0` rebuilds data_manifest/synthetic_demo.csv byte for byte."""
     committed = ROOT / "data_manifest" / "synthetic_demo.csv"
-    generate = pytest.importorskip("pe_utils.synthetic").generate
+    generate = pytest.importorskip("pe_utils.phantom.synthetic").generate
     generate(tmp_path, patients=40, slices_per_patient=40, positive_fraction=0.5, seed=0)
     problems = verify_manifest(read_manifest(committed), tmp_path)
     assert problems.empty, problems.head(20).to_string()

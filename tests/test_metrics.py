@@ -9,7 +9,7 @@ import torch
 from sklearn.metrics import f1_score, roc_auc_score
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
-from pe_utils.metrics import (
+from pe_utils.evaluate.metrics import (
     batch_mean_f1,
     binary_metrics,
     f1_batch_upper_bound,
@@ -178,7 +178,7 @@ def test_positives_per_batch_subset():
 
 
 def test_positives_per_batch_with_project_loader():
-    data = pytest.importorskip("pe_utils.data")
+    data = pytest.importorskip("pe_utils.data.datasets")
     images = np.zeros((10, 4, 4), np.uint8)
     labels = np.array([0, 1, 0, 1, 1, 0, 0, 0, 1, 0])
     ds = data.CacheDataset(images, labels, np.array([9, 8, 7, 3, 1]))

@@ -8,7 +8,7 @@ import torch
 import torchvision
 from torch import nn
 
-from pe_utils.models import (build_classifier, count_parameters, load_weights, make_head,
+from pe_utils.learn.models import (build_classifier, count_parameters, load_weights, make_head,
                              set_backbone_trainable)
 
 

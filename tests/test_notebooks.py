@@ -51,7 +51,7 @@ def test_parameters_are_flat_and_commented(path):
 
 def test_smoke_batch_runs_every_notebook_at_every_rate(smoke_batch):
     from pe_utils.profiles import SAMPLING_RATES
-    from pe_utils.report import CASE1_REQUIRED, read_metrics
+    from pe_utils.report.schema import CASE1_REQUIRED, read_metrics
 
     out, _ = smoke_batch
     runs = read_metrics(out)

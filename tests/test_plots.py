@@ -11,8 +11,8 @@ import plotly.io as pio
 import pytest
 from PIL import Image
 
-from pe_utils import plots
-from pe_utils.uncertainty import triage_table
+from pe_utils.report import plots
+from pe_utils.evaluate.uncertainty import triage_table
 
 
 def _index():
@@ -70,7 +70,7 @@ def _hu():
 
 
 def test_hu_histogram():
-    pytest.importorskip("pe_utils.dicom")
+    pytest.importorskip("pe_utils.data.dicom")
     fig = plots.hu_histogram([_hu(), _hu() + 100], names=["a", "b"], bins=50)
     assert [t.name for t in fig.data] == ["a", "b"]
     assert sum(fig.data[0].y) == 64 * 64  # clipped into range, nothing lost
@@ -81,7 +81,7 @@ def test_hu_histogram():
 
 
 def test_window_panel():
-    pytest.importorskip("pe_utils.dicom")
+    pytest.importorskip("pe_utils.data.dicom")
     fig = plots.window_panel(_hu())
     assert len(fig.data) == 6 and all(isinstance(t, go.Image) for t in fig.data)
     titles = [a.text for a in fig.layout.annotations]
@@ -190,7 +190,7 @@ def test_workload_table():
 
 
 def test_rate_curve_with_thesis_and_repeats():
-    from pe_utils.thesis_numbers import TABLE_6_2
+    from pe_utils.report.thesis_numbers import TABLE_6_2
 
     ours = pd.DataFrame(dict(sampling_rate=["1/3", "1/3", "9/10"], workload_pct=[50.0, 54.0, 91.0]))
     fig = plots.rate_curve(ours, "workload_pct", thesis=TABLE_6_2, title="workload")

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from pydicom.uid import RLELossless
 
-from pe_utils import dicom
+from pe_utils.data import dicom
 from pe_utils.__main__ import main as cli
-from pe_utils.preprocess import (PreprocessError, PreprocessInterrupted, _antialias_weights,
+from pe_utils.data.preprocess import (PreprocessError, PreprocessInterrupted, _antialias_weights,
                                  block_mean, load_cache, preprocess, pseudonym, resize)
 from test_dicom import BAD_FILES, bad_not_dicom, write_ct
 
@@ -400,7 +400,7 @@ def test_resume_after_sigkill_equals_clean_run(resume_root, clean_run, tmp_path)
 # ----------------------------------------------------------------------------- phantom
 def test_synthetic_phantom_cache(request):
     """The lead's fixture: the synthetic phantom preprocessed (64 px, gray)."""
-    pytest.importorskip("pe_utils.synthetic")
+    pytest.importorskip("pe_utils.phantom.synthetic")
     cache = load_cache(request.getfixturevalue("smoke_cache"))
     assert cache.images.shape == (6 * 12, 64, 64)
     assert set(cache.index.pe_present_on_image) <= {0, 1}

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from pe_utils.profiles import SAMPLING_RATES
-from pe_utils.splits import (TRAIN_FRACTIONS, case1_split, parse_rate, patient_split,
+from pe_utils.data.splits import (TRAIN_FRACTIONS, case1_split, parse_rate, patient_split,
                              periodic_mask, resample, train_fraction_subset)
 
 # series lengths chosen so most are not multiples of any q in Table 6.1, plus a 1-slice series

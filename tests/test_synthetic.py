@@ -8,8 +8,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from pe_utils import synthetic
-from pe_utils.synthetic import EXAM_COLUMNS, RSNA_COLUMNS, generate, make_patient
+from pe_utils.phantom import synthetic
+from pe_utils.phantom.synthetic import EXAM_COLUMNS, RSNA_COLUMNS, generate, make_patient
 
 RLE, J2K, RAW = "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.1"
 PATIENTS, SLICES = 4, 8

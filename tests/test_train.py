@@ -14,13 +14,13 @@ import pytest
 import torch
 from torch import nn
 
-from pe_utils.data import CacheDataset, make_loader
-from pe_utils.losses import FocalLoss
-from pe_utils.models import build_classifier, set_backbone_trainable
-from pe_utils.train import (StepDecayLR, build_optimizer, build_scheduler, evaluate, fit, iterations_for,
+from pe_utils.data.datasets import CacheDataset, make_loader
+from pe_utils.learn.losses import FocalLoss
+from pe_utils.learn.models import build_classifier, set_backbone_trainable
+from pe_utils.learn.train import (StepDecayLR, build_optimizer, build_scheduler, evaluate, fit, iterations_for,
                             load_checkpoint, pick_device, predict, rng_state, seed_everything,
                             set_rng_state, train_one_epoch)
-from pe_utils.transforms import train_transform
+from pe_utils.data.transforms import train_transform
 
 N_TRAIN, N_VAL, SIZE, BATCH = 12, 6, 32, 4
 TIMING_KEYS = ("train_seconds", "val_seconds")
@@ -371,8 +371,8 @@ def test_resume_with_another_config_starts_afresh(straight, tmp_path):
 
 
 def test_batch_mean_f1_equals_the_metrics_module():
-    from pe_utils.metrics import batch_mean_f1
-    from pe_utils.train import _batch_mean_f1
+    from pe_utils.evaluate.metrics import batch_mean_f1
+    from pe_utils.learn.train import _batch_mean_f1
 
     rng = np.random.default_rng(0)
     ys = [rng.integers(0, 2, n) * (rng.random() < 0.7) for n in (4, 4, 3, 1, 4)]  # some all-negative

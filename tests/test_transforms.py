@@ -7,7 +7,7 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
-from pe_utils.transforms import (TTA_VIEW_NAMES, eval_transform, train_transform, tta_shift_pixels,
+from pe_utils.data.transforms import (TTA_VIEW_NAMES, eval_transform, train_transform, tta_shift_pixels,
                                  tta_views)
 
 

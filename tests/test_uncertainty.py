@@ -8,7 +8,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from pe_utils.profiles import THESIS_THRESHOLD_PAIRS
-from pe_utils.uncertainty import (
+from pe_utils.evaluate.uncertainty import (
     Thresholds,
     annotation_workload,
     compare_threshold_choices,
@@ -62,7 +62,7 @@ def test_predict_tta_hand_worked():
 
 
 def test_predict_tta_default_views_are_the_projects():
-    transforms = pytest.importorskip("pe_utils.transforms")
+    transforms = pytest.importorskip("pe_utils.data.transforms")
     x = torch.rand(3, 1, 16, 16)
     loader = DataLoader(TensorDataset(x, torch.tensor([0.0, 1.0, 1.0])), batch_size=2)
     mean, views, _ = predict_tta(_MeanModel(), loader, torch.device("cpu"))

@@ -7,7 +7,7 @@ import plotly.io as pio
 import pytest
 
 from pe_utils.profiles import THESIS_THRESHOLD_PAIRS
-from pe_utils.widgets import ThresholdExplorer, threshold_explorer, threshold_figure
+from pe_utils.report.widgets import ThresholdExplorer, threshold_explorer, threshold_figure
 
 # hand-checkable data: 8 images
 PROBS = np.array([0.02, 0.10, 0.20, 0.50, 0.80, 0.85, 0.97, 0.30])

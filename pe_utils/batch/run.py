@@ -18,8 +18,8 @@ import uuid
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from .batch_plan import PACKAGE_DIR, Run, base_marker, read_marker, token_of, up_to_date, write_marker
-from .batch_report import add_failure_banner, export_html, write_atomic
+from .plan import PACKAGE_DIR, Run, base_marker, read_marker, token_of, up_to_date, write_marker
+from .html import add_failure_banner, export_html, write_atomic
 
 RETRY_EXIT = 75          # worker's exit code when the kernel died or would not start
 
@@ -56,7 +56,7 @@ def worker_main(spec_json: str) -> int:
     signal.signal(signal.SIGTERM, raise_interrupt)
     out, marker = Path(spec["out"]), spec["marker"]
     files = marker["files"]
-    log = logging.getLogger("pe_utils.batch")
+    log = logging.getLogger("pe_utils.batch.cli")
     log.info("run %s, attempt %d, device %s", spec["name"], spec["attempt"], marker["device"])
     log.info("parameters: %s", json.dumps(marker["parameters"]))
     (out / files["output_dir"]).mkdir(parents=True, exist_ok=True)
@@ -133,7 +133,7 @@ class Executor:
         # the kernel imports the very pe_utils whose sources were hashed into the run's key
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_DIR.parent), env.get("PYTHONPATH")) if p)
         env["PYTHONUNBUFFERED"] = "1"
-        cmd = [sys.executable, "-c", "import sys; from pe_utils.batch_run import worker_main; "
+        cmd = [sys.executable, "-c", "import sys; from pe_utils.batch.run import worker_main; "
                "sys.exit(worker_main(sys.argv[1]))", json.dumps(spec, default=str)]
         with open(log_path, mode, encoding="utf-8") as fh:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

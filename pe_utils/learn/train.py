@@ -5,13 +5,13 @@
   :func:`build_scheduler`; ``fit`` steps it per epoch, ``train_one_epoch`` per batch.
 - Figures per epoch, for training and validation: loss, accuracy, precision, recall, F1 of
   the epoch's confusion matrix, the thesis's per-batch-mean F1 and its upper bound
-  (Appendix B), AUC (NaN with one class), computed by :mod:`pe_utils.metrics`.
+  (Appendix B), AUC (NaN with one class), computed by :mod:`pe_utils.evaluate.metrics`.
 - No early stopping (THESIS 4.1.2): ``fit`` leaves the model of the last epoch in ``model``;
   ``checkpoint_dir/last.pt`` is written after every epoch (atomically) and
   ``checkpoint_dir/best.pt`` when the validation figure improves.
 - Exact resume: ``fit(..., resume=True)`` continues after the last finished epoch and, on
   CPU, ends with the same weights and history (except the ``*_seconds`` timings) as an
-  uninterrupted run. It relies on the loaders of :mod:`pe_utils.data` (order and
+  uninterrupted run. It relies on the loaders of :mod:`pe_utils.data.datasets` (order and
   augmentation depend only on ``(seed, epoch)``) and on the RNG states in the checkpoint
   (dropout).
 - CUDA: automatic mixed precision (bf16 where supported, else fp16 with a GradScaler) and
@@ -40,8 +40,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from pe_utils.data import set_epoch
-from pe_utils.metrics import binary_metrics, f1_batch_upper_bound
+from pe_utils.data.datasets import set_epoch
+from pe_utils.evaluate.metrics import binary_metrics, f1_batch_upper_bound
 
 LAST = "last.pt"
 BEST = "best.pt"
@@ -195,7 +195,7 @@ def _split_batch(batch) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 # --------------------------------------------------------------------------- epochs
 def _batch_mean_f1(y_batches: list[np.ndarray], p_batches: list[np.ndarray], threshold: float) -> float:
-    """``pe_utils.metrics.batch_mean_f1`` (F1 per batch, 0 where undefined, averaged) from
+    """``pe_utils.evaluate.metrics.batch_mean_f1`` (F1 per batch, 0 where undefined, averaged) from
     per-batch counts: the same numbers (a test checks it) without one scikit-learn call per
     batch (~1 ms each, a few % of a GPU epoch)."""
     n_batches = len(y_batches)
@@ -452,9 +452,9 @@ def fit(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer
     """Train for ``epochs`` epochs; the model of the last epoch stays in ``model``.
 
     Args:
-        model: e.g. :func:`pe_utils.models.build_classifier`; moved to ``device``
+        model: e.g. :func:`pe_utils.learn.models.build_classifier`; moved to ``device``
             (channels_last on CUDA).
-        criterion: e.g. :class:`pe_utils.losses.FocalLoss`.
+        criterion: e.g. :class:`pe_utils.learn.losses.FocalLoss`.
         optimizer: built on the model's parameters (:func:`build_optimizer`).
         train_loader, val_loader: from :func:`pe_utils.data.make_loader`; ``fit`` calls
             :func:`pe_utils.data.set_epoch` on both before each epoch. ``val_loader`` may be

@@ -26,11 +26,12 @@ COLUMNS = ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "path",
            "pe_present_on_image", "sha256"]
 #: RSNA has one study per patient, so the study is the patient key (4.1.1)
 PATIENT = "StudyInstanceUID"
-SPEC_DIR = Path(__file__).resolve().parent.parent / "data_manifest" / "specs"
+#: the thesis's subset specs ship inside the package, so ``--spec dataset1`` works from any folder
+SPEC_DIR = Path(__file__).resolve().parent / "specs"
 
 
 def load_spec(spec: str | Path) -> dict:
-    """Read a spec: a name in ``data_manifest/specs`` (``"dataset1"``) or a JSON path."""
+    """Read a spec: a name in ``pe_utils/data/specs`` (``"dataset1"``) or a JSON path."""
     path = Path(spec)
     if not path.suffix:
         path = SPEC_DIR / f"{spec}.json"

@@ -32,9 +32,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from pe_utils.plots import COLORS, png_bytes
+from pe_utils.report.plots import COLORS, png_bytes
 from pe_utils.profiles import THESIS_THRESHOLD_PAIRS
-from pe_utils.uncertainty import annotation_workload, triage
+from pe_utils.evaluate.uncertainty import annotation_workload, triage
 
 __all__ = ["ThresholdExplorer", "threshold_explorer", "threshold_figure"]
 
@@ -236,7 +236,7 @@ def _static_html(fig: go.Figure) -> str:
     """The figure as an HTML fragment relying on the page's plotly.js, as notebook figures do.
 
     plotly.js comes once per notebook from the ``notebook`` renderer's start-up output
-    (:func:`pe_utils.plots.setup_notebook`); it is activated here if no figure has been shown
+    (:func:`pe_utils.report.plots.setup_notebook`); it is activated here if no figure has been shown
     yet, exactly as ``pio.show`` would. ``fig._repr_mimebundle_`` is not used: it re-embeds
     plotly.js (4.8 MB) on every call.
     """

@@ -131,7 +131,7 @@ def tta_views_figure(views, names: Sequence[str] | None = None, title: str = "Te
     Args:
         views: sequence of V images ``(C, H, W)`` or ``(H, W)`` (e.g. ``[v[0] for v in
             tta_views(x)]``).
-        names: one per view (e.g. ``pe_utils.transforms.TTA_VIEW_NAMES``).
+        names: one per view (e.g. ``pe_utils.data.transforms.TTA_VIEW_NAMES``).
     """
     views = list(views)
     return image_gallery(views, names, cols=len(views) or 1, title=title, max_side=256, tile_px=180)
@@ -149,7 +149,7 @@ def hu_histogram(hu, names: Sequence[str] | None = None, bins: int = 200,
         hu: an array of HU values, or a list of them (compared as overlaid histograms).
         names: legend name per array.
         bins: bins over ``hu_range``; values outside are clipped into the end bins.
-        windows: shade ``pe_utils.dicom.THESIS_WINDOWS`` (lung, mediastinum, PE).
+        windows: shade ``pe_utils.data.dicom.THESIS_WINDOWS`` (lung, mediastinum, PE).
     """
     arrays = [hu] if isinstance(hu, np.ndarray) or hasattr(hu, "detach") else list(hu)
     names = [f"image {i}" for i in range(len(arrays))] if names is None else list(names)
@@ -162,7 +162,7 @@ def hu_histogram(hu, names: Sequence[str] | None = None, bins: int = 200,
         fig.add_trace(go.Bar(x=centres, y=counts, name=name, opacity=0.6,
                              width=edges[1] - edges[0]))
     if windows:
-        from pe_utils.dicom import LUNG_WINDOW, MEDIASTINUM_WINDOW, PE_WINDOW
+        from pe_utils.data.dicom import LUNG_WINDOW, MEDIASTINUM_WINDOW, PE_WINDOW
 
         for label, w, colour in (("lung", LUNG_WINDOW, "#1f77b4"),
                                  ("mediastinum", MEDIASTINUM_WINDOW, "#2ca02c"),
@@ -183,7 +183,7 @@ def window_panel(hu, max_side: int = 256, title: str = "One slice under each win
         hu: ``(H, W)`` HU values.
         max_side: each panel is shrunk to at most this side.
     """
-    from pe_utils.dicom import LUNG_WINDOW, MEDIASTINUM_WINDOW, PE_WINDOW, apply_window, to_gray, to_rgb
+    from pe_utils.data.dicom import LUNG_WINDOW, MEDIASTINUM_WINDOW, PE_WINDOW, apply_window, to_gray, to_rgb
 
     hu = _to_numpy(hu).astype(np.float32)
     lo, hi = FULL_HU_RANGE
@@ -325,7 +325,7 @@ def positives_per_batch_figure(counts, title: str | None = None) -> go.Figure:
     Args:
         counts: positives per batch (``metrics.positives_per_batch(loader)``).
     """
-    from pe_utils.metrics import f1_batch_upper_bound
+    from pe_utils.evaluate.metrics import f1_batch_upper_bound
 
     counts = np.asarray(counts, dtype=int).reshape(-1)
     values, freq = np.unique(counts, return_counts=True)
@@ -374,7 +374,7 @@ def roc_figure(y_true, y_prob, youden: float | bool | None = None, title: str = 
     """
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    from pe_utils.metrics import youden_threshold
+    from pe_utils.evaluate.metrics import youden_threshold
 
     y = np.asarray(y_true).reshape(-1)
     p = np.asarray(y_prob, dtype=float).reshape(-1)

@@ -844,7 +844,7 @@ def generate(out_dir, patients: int = 40, slices_per_patient: int = 40,
                                   "choose an empty folder")
         shutil.rmtree(out_dir / "train")
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / MARKER).write_text("written by pe_utils.synthetic; safe to delete\n")
+    (out_dir / MARKER).write_text("written by pe_utils.phantom.synthetic; safe to delete\n")
 
     positives, syntax = assign(patients, positive_fraction, compressed_fraction, seed)
     tasks = [(out_dir, int(seed), i, i in positives, int(slices_per_patient), float(difficulty),

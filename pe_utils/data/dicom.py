@@ -8,7 +8,7 @@ mapping, ``clip(hu, WL - WW/2, WL + WW/2)`` scaled to [0, 1], never a per-image 
 Two ways to get there, equal up to float32 rounding:
 
 - ``to_gray(read_hu(path))``: the readable definition, one array operation per step.
-- ``read_windowed(path)``: what :mod:`pe_utils.preprocess` uses. A stored pixel is an
+- ``read_windowed(path)``: what :mod:`pe_utils.data.preprocess` uses. A stored pixel is an
   integer of at most 16 bits, so the whole chain stored value -> HU -> windows -> gray is
   a table of at most 65,536 entries, built once per (slope, intercept, padding, windows)
   and applied with one ``np.take``. Uncompressed pixel data is read straight from the

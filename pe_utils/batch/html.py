@@ -1,6 +1,6 @@
 """What the batch runner writes besides executed notebooks: offline HTML reports and the index.
 
-Kept apart from :mod:`pe_utils.batch` (planning and running) because it is all about pages:
+Kept apart from :mod:`pe_utils.batch.cli` (planning and running) because it is all about pages:
 nbconvert's HTML export made to work offline, the error banner of a failed run, run markers
 written atomically, and ``index.html`` over every run of a report folder.
 

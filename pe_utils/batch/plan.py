@@ -32,13 +32,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .batch_report import PLUMBING, read_json, write_atomic
+from .html import PLUMBING, read_json, write_atomic
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_PLAN = PACKAGE_DIR.parent / "notebooks" / "plan.json"
-#: the runner's own modules: they change how runs are reported, not what the notebooks
-#: compute, so editing them does not make a thesis-sized batch stale
-RUNNER_MODULES = {"batch.py", "batch_plan.py", "batch_run.py", "batch_report.py"}
+#: the runner's own wing: it changes how runs are reported, not what the notebooks
+#: compute, so editing it does not make a thesis-sized batch stale
+RUNNER_WING = "batch"
 #: command-line flags that narrow a grid variable
 NARROWING_FLAGS = {"rates": "sampling_rate", "fractions": "train_fraction", "seeds": "seed"}
 _ENTRY_KEYS = {"name", "path", "case", "grid", "depends_on", "inputs", "parameters", "run_id",
@@ -169,7 +169,7 @@ def notebook_parameters(path: str | Path) -> set[str]:
 def _package_hash() -> str:
     digest = hashlib.sha256()
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
-        if path.name not in RUNNER_MODULES:
+        if path.relative_to(PACKAGE_DIR).parts[0] != RUNNER_WING:
             digest.update(str(path.relative_to(PACKAGE_DIR)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
@@ -182,7 +182,7 @@ def code_version(notebook: str | Path) -> str:
 
 def _norm(value: Any) -> Any:
     """Comparable form of a grid value: "1/2", "0.5" and "Test50" all compare equal."""
-    from .profiles import SAMPLING_RATES
+    from ..profiles import SAMPLING_RATES
 
     text = str(value).strip()
     text = {n.lower(): rate for rate, n in SAMPLING_RATES.items()}.get(text.lower(), text)
@@ -376,7 +376,7 @@ def write_marker(out: Path, run: Run, marker: dict) -> None:
 
 
 def index_rows(out: Path, selected: list[Run]) -> list[dict]:
-    """One row per run for :func:`pe_utils.batch_report.write_index`: the selected runs (their
+    """One row per run for :func:`pe_utils.batch.html.write_index`: the selected runs (their
     marker, or ``pending``), then runs of earlier batches found in ``out``."""
     rows, seen = [], set()
     for run in selected:

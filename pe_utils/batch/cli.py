@@ -47,9 +47,9 @@ stages; one job array per stage, each task running one run by its index::
 
 Prepare the cache before submitting (``--cache``), so that array tasks do not preprocess.
 
-This module is the command line; :mod:`pe_utils.batch_plan` expands the plan into runs and
-decides what is up to date, :mod:`pe_utils.batch_run` executes runs, and
-:mod:`pe_utils.batch_report` writes the offline HTML and the index.
+This module is the command line; :mod:`pe_utils.batch.plan` expands the plan into runs and
+decides what is up to date, :mod:`pe_utils.batch.run` executes runs, and
+:mod:`pe_utils.batch.html` writes the offline HTML and the index.
 """
 from __future__ import annotations
 
@@ -63,10 +63,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .batch_plan import (DEFAULT_PLAN, NARROWING_FLAGS, PlanError, Run, index_rows, load_plan,
+from .plan import (DEFAULT_PLAN, NARROWING_FLAGS, PlanError, Run, index_rows, load_plan,
                          notebook_parameters, plan_runs, read_marker, stale_reason, token_of)
-from .batch_report import write_index
-from .batch_run import Executor, echo, execute, raise_interrupt
+from .html import write_index
+from .run import Executor, echo, execute, raise_interrupt
 
 __all__ = ["main", "build_parser", "load_plan", "notebook_parameters", "plan_runs", "PlanError",
            "DEFAULT_PLAN"]
@@ -84,36 +84,30 @@ def _locked(path: Path):
 
 
 def _data_paths(args, out: Path) -> tuple[Path, Path | None]:
-    """(cache_dir, rsna_root) the runs will get; nothing is generated here."""
+    """(cache_dir, rsna_root) the runs will get (:func:`pe_utils.paths.resolve_cache_dir`); nothing is generated here."""
+    from ..paths import resolve_cache_dir
+
     if args.cache:
         cache = Path(args.cache).resolve()
         if not cache.is_dir():
             raise PlanError(f"--cache {args.cache}: no such folder")
         return cache, None
     if args.rsna_root:
-        return Path(args.cache_out or out / "cache").resolve(), Path(args.rsna_root).resolve()
-    from .defaults import default_paths
-
-    return default_paths(args.profile)[1].resolve(), None
+        return resolve_cache_dir(args.profile, args.cache_out, args.rsna_root)
+    return resolve_cache_dir(args.profile)[0], None
 
 
 def prepare_data(args, cache_dir: Path, rsna_root: Path | None) -> None:
     """Make the cache the runs will read: the user's (as is), theirs preprocessed, or the phantom's."""
     if args.cache:
         return
+    from ..data.defaults import prepare_cache
+
     with _locked(cache_dir.parent / f".{cache_dir.name}.lock"):
         if rsna_root is not None:
-            from .preprocess import preprocess
-            from .profiles import resolve
-
-            cfg = resolve("data", args.profile)
             echo(f"preprocessing {rsna_root} -> {cache_dir}")
-            preprocess(rsna_root, cache_dir, size=cfg["size"], channels=cfg["channels"],
-                       workers=cfg["workers"], manifest=args.manifest, progress=True)
-        else:
-            from .defaults import ensure_default_data
-
-            ensure_default_data(args.profile)
+        prepare_cache(args.profile, cache_dir if rsna_root is not None else None, rsna_root,
+                      manifest=args.manifest)
 
 
 def _value(text: str) -> Any:
@@ -151,7 +145,7 @@ def _split(text: str | None) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .profiles import PROFILES
+    from ..profiles import PROFILES
 
     p = argparse.ArgumentParser(prog="python -m pe_utils batch", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

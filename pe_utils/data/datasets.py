@@ -1,6 +1,6 @@
 """Datasets and DataLoaders over the preprocessed cache (``images.npy`` memory map).
 
-Reproducibility (the contract :func:`pe_utils.train.fit` relies on to resume exactly):
+Reproducibility (the contract :func:`pe_utils.learn.train.fit` relies on to resume exactly):
 
 - shuffling: :class:`EpochSampler` draws the permutation of epoch ``e`` from a fresh
   ``torch.Generator`` seeded with ``seed + e`` (as ``DistributedSampler`` does), so the
@@ -63,7 +63,7 @@ class CacheDataset(Dataset):
         indices: which rows of the cache this dataset holds (e.g. ``np.flatnonzero(split ==
             "train")``); ``None`` for all rows. Repeats are allowed (oversampling).
         transform: applied to each ``(C, h, w)`` float tensor after resizing (e.g.
-            :func:`pe_utils.transforms.train_transform`); ``None`` for none.
+            :func:`pe_utils.data.transforms.train_transform`); ``None`` for none.
         image_size: side ``h = w`` to resize to (antialiased area interpolation when
             shrinking, bilinear when enlarging); ``None`` keeps the cache's size.
         seed: base seed of the per-sample augmentation.

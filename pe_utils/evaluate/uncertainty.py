@@ -86,7 +86,7 @@ def predict_tta(model, loader, device, views: Callable | None = None):
         loader: yields ``(x, y)`` batches; iterated once, in order.
         device: where the model lives (``"cpu"``, ``"cuda"``, a ``torch.device``).
         views: ``views(x) -> list of V tensors (B, C, H, W)``; defaults to
-            ``pe_utils.transforms.tta_views`` (5 views, the original first).
+            ``pe_utils.data.transforms.tta_views`` (5 views, the original first).
 
     Returns:
         ``(mean_probs (N,), view_probs (N, V), labels (N,))``, float32 numpy arrays. The model
@@ -96,7 +96,7 @@ def predict_tta(model, loader, device, views: Callable | None = None):
     import torch
 
     if views is None:
-        from pe_utils.transforms import tta_views as views  # lazily: transforms imports torchvision
+        from pe_utils.data.transforms import tta_views as views  # lazily: transforms imports torchvision
     device = torch.device(device)
     use_amp = device.type == "cuda"
     was_training = model.training

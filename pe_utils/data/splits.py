@@ -9,7 +9,7 @@ Case2 (5.1.1, Fig. 5.1, Table 6.4): train/validation split by patient, training-
 fractions, and the over/undersampling (positives x3, two thirds of the negatives kept).
 
 Every function returns plain numpy arrays aligned with the rows of the cache index it is
-given (see :func:`pe_utils.preprocess.load_cache`), so any row order works.
+given (see :func:`pe_utils.data.preprocess.load_cache`), so any row order works.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 
-from .profiles import SAMPLING_RATES
+from ..profiles import SAMPLING_RATES
 
 #: training-set fractions of Case2/Case4 (Table 6.4); 66.66 and 33.34 written as the thesis does
 TRAIN_FRACTIONS: tuple[float, ...] = (1.0, 0.9, 0.8, 0.75, 0.6666, 0.5, 0.3334, 0.25, 0.2, 0.1, 0.05)

@@ -1,0 +1,21 @@
+"""The data wing: DICOM reading, windows, preprocessing, the cache, manifests, splits, datasets.
+
+Imports from ``phantom`` (the default data) and the top-level modules only; never from
+``learn``, ``evaluate``, ``report`` or ``batch`` (``tests/test_layout.py`` enforces it).
+"""
+from __future__ import annotations
+
+from .._lazy import lazy_exports
+
+EXPORTS: dict[str, tuple[str, ...]] = {
+    "dicom": ("read_hu", "read_slice", "apply_window", "to_rgb", "to_gray", "Window", "LUNG_WINDOW",
+              "MEDIASTINUM_WINDOW", "PE_WINDOW", "THESIS_WINDOWS", "DicomReadError"),
+    "preprocess": ("preprocess", "load_cache"),
+    "manifest": ("build_manifest", "verify_manifest", "read_manifest", "load_spec"),
+    "splits": ("parse_rate", "case1_split", "patient_split", "train_fraction_subset", "resample",
+               "periodic_mask", "TRAIN_FRACTIONS"),
+    "datasets": ("CacheDataset", "make_loader", "set_epoch"),
+    "transforms": ("train_transform", "eval_transform", "tta_views", "TTA_VIEW_NAMES"),
+    "defaults": ("ensure_default_data",),
+}
+__getattr__, __dir__, __all__ = lazy_exports(__name__, EXPORTS)

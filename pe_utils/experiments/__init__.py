@@ -1,0 +1,11 @@
+"""The experiments wing: what two notebooks of a case share (config rules, loaders, metrics record).
+
+Imports from ``data``, ``learn``, ``evaluate`` and the top-level modules; never from ``report``
+or ``batch``.
+"""
+from __future__ import annotations
+
+from .._lazy import lazy_exports
+
+EXPORTS: dict[str, tuple[str, ...]] = {}
+__getattr__, __dir__, __all__ = lazy_exports(__name__, EXPORTS)
