@@ -3,7 +3,9 @@
 One module-scoped fixture drives a whole story through the command line, since each kernel
 start costs seconds: a first batch (two device slots; a failure, a dependant of it, a kernel that
 dies, a summary), a rerun that must execute nothing, the summary once its inputs succeed,
-``--force``, ``--only``, ``--index-only``. The tests then read what each step left behind.
+``--force``, ``--only``, ``--index-only``. The tests then read what each step left behind; they
+execute notebooks with papermill, so they are marked slow. Planning, staleness and the plan's
+look-up are tested without a kernel.
 """
 from __future__ import annotations
 
@@ -19,7 +21,12 @@ import nbformat
 import pytest
 
 from pe_utils.batch import cli as batch
+from pe_utils.batch import plan as plan_module
+from pe_utils.batch.expand import plan_runs
 from pe_utils.batch.html import external_scripts, strip_external_scripts
+from pe_utils.batch.plan import PLAN_PATH, find_plan, load_plan, notebook_parameters, plan_root
+from pe_utils.batch.state import (RUNNER_WING, base_marker, code_version, package_hash,
+                                  stale_reason, up_to_date, write_marker)
 
 DATA = Path(__file__).parent / "data"
 PLAN = DATA / "plan.json"
@@ -72,6 +79,7 @@ def story(tmp_path_factory):
 
 # --- the first batch: success, failure, skipped dependants, retry --------------------------------
 
+@pytest.mark.slow
 def test_first_batch_reports_each_run(story):
     first = story["steps"]["first"]
     status = {name: m["status"] for name, m in first["markers"].items()}
@@ -88,6 +96,7 @@ def test_first_batch_reports_each_run(story):
     assert "Executing Cell" in (out / "quick/quick.log").read_text()   # papermill's cell log
 
 
+@pytest.mark.slow
 def test_failure_exits_nonzero_with_a_summary(story):
     first = story["steps"]["first"]
     assert first["rc"] == 1
@@ -98,6 +107,7 @@ def test_failure_exits_nonzero_with_a_summary(story):
     assert error["ename"] == "ValueError" and error["cell"] is not None
 
 
+@pytest.mark.slow
 def test_failed_report_shows_the_error_first(story):
     for page in ("fail/fail.html", "fail/fail.results.html"):
         text = (story["out"] / page).read_text()
@@ -109,6 +119,7 @@ def test_failed_report_shows_the_error_first(story):
     assert "batch-error-banner" in nb.cells[0].metadata["tags"]
 
 
+@pytest.mark.slow
 def test_dependants_of_a_failure_are_skipped(story):
     m = story["steps"]["first"]["markers"]
     assert m["after_fail/after_fail"]["reason"] == "dependency fail/fail did not succeed"
@@ -116,6 +127,7 @@ def test_dependants_of_a_failure_are_skipped(story):
     assert not (story["out"] / "after_fail/after_fail.ipynb").exists()   # never executed
 
 
+@pytest.mark.slow
 def test_dead_kernel_is_retried_once(story):
     die = story["steps"]["first"]["markers"]["die/die"]
     assert die["attempt"] == 2 and die["error"]["ename"] == "DeadKernelError"
@@ -123,6 +135,7 @@ def test_dead_kernel_is_retried_once(story):
     assert log.count("Executing notebook with kernel") == 2 and "retrying" in log
 
 
+@pytest.mark.slow
 def test_devices_reach_each_kernel(story):
     first = story["steps"]["first"]["markers"]
     assert {first[n]["device"] for n in ("quick/quick", "grid/rate-1_2", "grid/rate-1_4")} <= {"0", "1"}
@@ -131,6 +144,7 @@ def test_devices_reach_each_kernel(story):
     assert quick["device"] == "3"             # CUDA_VISIBLE_DEVICES of that kernel
 
 
+@pytest.mark.slow
 def test_inputs_pass_the_upstream_output_dir(story):
     grid = json.loads((story["out"] / "grid/rate-1_4/metrics.json").read_text())
     quick = json.loads((story["out"] / "quick/quick/metrics.json").read_text())
@@ -141,6 +155,7 @@ def test_inputs_pass_the_upstream_output_dir(story):
 
 # --- resume, --force, --only, --index-only ------------------------------------------------------
 
+@pytest.mark.slow
 def test_rerun_executes_nothing(story):
     first, rerun = story["steps"]["first"], story["steps"]["rerun"]
     assert rerun["rc"] == 0
@@ -149,6 +164,7 @@ def test_rerun_executes_nothing(story):
         assert rerun["markers"][name] == first["markers"][name]   # same token, same timings
 
 
+@pytest.mark.slow
 def test_summary_runs_once_its_dependencies_succeed(story):
     s = story["steps"]["summary"]
     assert s["rc"] == 0 and s["markers"]["summary/summary"]["status"] == "success"
@@ -158,6 +174,7 @@ def test_summary_runs_once_its_dependencies_succeed(story):
     assert "Summary of all runs" in s["index"] and 'href="summary/summary.results.html"' in s["index"]
 
 
+@pytest.mark.slow
 def test_force_reruns_and_invalidates_dependants(story):
     before, after = story["steps"]["summary"]["markers"], story["steps"]["force"]["markers"]
     assert story["steps"]["force"]["rc"] == 0
@@ -168,6 +185,7 @@ def test_force_reruns_and_invalidates_dependants(story):
     assert state == {"quick/quick": "done", "grid/rate-1_2": "run", "grid/rate-1_4": "run"}
 
 
+@pytest.mark.slow
 def test_only_runs_one_run(story):
     before, after = story["steps"]["force"]["markers"], story["steps"]["only"]["markers"]
     assert story["steps"]["only"]["rc"] == 0
@@ -178,6 +196,7 @@ def test_only_runs_one_run(story):
     assert again["rc"] == 0 and "1 up to date" in again["stdout"] and again["markers"] == after
 
 
+@pytest.mark.slow
 def test_index_lists_every_run_with_status_and_links(story):
     index = story["steps"]["index_only"]["index"]
     assert story["steps"]["index_only"]["rc"] == 0
@@ -195,6 +214,7 @@ def test_index_lists_every_run_with_status_and_links(story):
     assert sorted(f"{r['notebook']}/{r['run_id']}" for r in runs) == sorted(RUNS)
 
 
+@pytest.mark.slow
 def test_every_report_is_offline(story):
     pages = sorted(story["out"].rglob("*.html"))
     assert len(pages) >= 11
@@ -208,8 +228,9 @@ def test_every_report_is_offline(story):
     assert 'src="data:image/png;base64,' in quick and 'src="dot.png"' not in quick   # images inline
 
 
-# --- runs that need no kernel -------------------------------------------------------------------
+# --- a run that times out, then what needs no kernel -------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cell_timeout_fails_the_run_without_retry(tmp_path):
     rc, stdout, _ = cli("--plan", DATA / "plan_timeout.json", "--out", tmp_path, "--cell-timeout", "3")
     marker = json.loads((tmp_path / "slow/slow.status.json").read_text())
@@ -281,9 +302,9 @@ def test_plan_dependencies_must_come_first(tmp_path):
 
 def test_course_plan_notebooks_have_parameters_and_profile(tmp_path):
     """Every notebook of notebooks/plan.json exists with one parameters cell holding profile."""
-    entries = batch.load_plan(batch.DEFAULT_PLAN)
+    entries = load_plan(find_plan(REPO))
     for entry in entries:
-        declared = batch.notebook_parameters(entry.path)
+        declared = notebook_parameters(entry.path)
         assert {"profile", "output_dir"} <= declared, entry.name
         assert set(entry.grid) | set(entry.inputs) <= declared, entry.name
     rc, stdout, stderr = cli("--out", tmp_path, "--cache", tmp_path, "--list")
@@ -301,6 +322,7 @@ def test_strip_external_scripts_keeps_inline_code():
     assert 'var s = "<b>";' in stripped and 'src="local.js"' in stripped
 
 
+@pytest.mark.slow
 def test_kill_resume_loses_nothing_finished(story, tmp_path):
     """A copy of the finished folder, minus one marker (a run killed mid-way), resumes only that run."""
     out = tmp_path / "reports"
@@ -311,3 +333,84 @@ def test_kill_resume_loses_nothing_finished(story, tmp_path):
     # quick stays done; rate-1_4 (its marker gone) reruns; rate-1_2 too, stale since --force of quick
     assert rc == 0 and "2 of 3 runs would execute" in stdout
     assert "[0] up to date, skipped" in stdout and "[2] would run" in stdout
+
+
+# --- where the plan is found, where it runs -----------------------------------------------------
+
+def test_find_plan_looks_in_the_cwd_then_beside_the_package(tmp_path, monkeypatch):
+    mine = tmp_path / "repo" / PLAN_PATH
+    mine.parent.mkdir(parents=True)
+    mine.write_text('{"notebooks": []}')
+    assert find_plan(tmp_path / "repo") == mine.resolve()                # the cwd wins
+    assert find_plan(tmp_path) == (REPO / PLAN_PATH).resolve()           # then the checkout's
+    # an installed package (site-packages/pe_utils) has no notebooks/ beside it
+    monkeypatch.setattr(plan_module, "PACKAGE_DIR", tmp_path / "site-packages" / "pe_utils")
+    with pytest.raises(plan_module.PlanError, match="pass --plan FILE"):
+        find_plan(tmp_path)
+
+
+def test_batch_without_a_plan_says_to_pass_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(plan_module, "PACKAGE_DIR", tmp_path / "site-packages" / "pe_utils")
+    monkeypatch.chdir(tmp_path)
+    rc, stdout, stderr = cli("--list", "--cache", tmp_path)
+    assert rc == 2 and stdout == "" and "pass --plan FILE" in stderr
+
+
+def test_plan_root_is_the_repository_holding_the_plan(tmp_path):
+    assert plan_root(PLAN) == REPO                                       # pyproject.toml above
+    bare = tmp_path / "course" / PLAN_PATH                               # none: the plan's grandparent
+    assert plan_root(bare) == tmp_path / "course"
+
+
+def test_plan_given_from_another_folder_runs_in_its_repository(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc, stdout, stderr = cli("--plan", PLAN, "--cache", tmp_path, "--cases", "quick", "--dry-run")
+    assert rc == 0, stderr
+    assert f"reports: {REPO / 'reports' / 'demo'}" in stdout             # default --out: the repo's
+    assert "output_dir = 'reports/demo/quick/quick'" in stdout          # relative to the kernels' cwd
+
+
+# --- staleness without a kernel -----------------------------------------------------------------
+
+def test_package_hash_ignores_the_runner_wing_only(tmp_path):
+    assert Path(batch.__file__).parent.name == RUNNER_WING               # the constant names this wing
+    root = tmp_path / "pkg"
+    for rel in ("io.py", "data/dicom.py", f"{RUNNER_WING}/cli.py"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(f"# {rel}\n")
+    before = package_hash(root)
+    (root / RUNNER_WING / "cli.py").write_text("# the runner changed\n")
+    (root / RUNNER_WING / "new.py").write_text("# a new runner module\n")
+    package_hash.cache_clear()
+    assert package_hash(root) == before
+    (root / "data" / "dicom.py").rename(root / "data" / "dicom2.py")     # a rename is a change
+    package_hash.cache_clear()
+    renamed = package_hash(root)
+    assert renamed != before
+    (root / "data" / "dicom2.py").write_text("# the data wing changed\n")
+    package_hash.cache_clear()
+    assert package_hash(root) not in (before, renamed)
+
+
+def _one_run(plan: Path, tmp_path: Path, **extra):
+    _, runs = plan_runs(load_plan(plan), out=tmp_path / "out", workdir=tmp_path, profile="smoke",
+                        cache_dir=tmp_path, extra=extra)
+    return runs[0]
+
+
+def test_a_success_stays_up_to_date_until_its_notebook_or_parameters_change(tmp_path):
+    shutil.copy(DATA / "nb_quick.ipynb", tmp_path / "quick.ipynb")
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"notebooks": [{"name": "quick"}]}))
+    out = tmp_path / "out"
+    run = _one_run(plan, tmp_path)
+    assert stale_reason(out, run) == "not run yet"
+    write_marker(out, run, {**base_marker(run, out, None), "status": "success", "token": "t1"})
+    assert up_to_date(out, _one_run(plan, tmp_path))
+    assert stale_reason(out, _one_run(plan, tmp_path, scale=2)) == "its parameters or data changed"
+    before = code_version(tmp_path / "quick.ipynb")
+    nb = nbformat.read(tmp_path / "quick.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("print('new cell')"))
+    nbformat.write(nb, tmp_path / "quick.ipynb")
+    assert code_version(tmp_path / "quick.ipynb") != before
+    assert stale_reason(out, _one_run(plan, tmp_path)) == "the notebook or pe_utils changed"

@@ -1,5 +1,8 @@
-"""The batch wing: the papermill runner (plan, run state, execution, HTML pages, the index).
+"""The batch wing: the papermill runner.
 
+``plan`` (the plan file, where it is found) -> ``expand`` (runs, dependencies, parameters) ->
+``state`` (keys, markers, staleness) -> ``prepare`` (the data) -> ``run`` (workers, scheduler)
+-> ``html`` (offline pages, the index) and ``console`` (what is printed), driven by ``cli``.
 The last wing: it may import any other; none imports it.
 """
 from __future__ import annotations
@@ -8,6 +11,7 @@ from .._lazy import lazy_exports
 
 EXPORTS: dict[str, tuple[str, ...]] = {
     "cli": ("main",),
-    "plan": ("load_plan", "plan_runs", "PlanError"),
+    "plan": ("load_plan", "find_plan", "PlanError"),
+    "expand": ("plan_runs",),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, EXPORTS)

@@ -1,7 +1,8 @@
 """The batch runner: execute the course with papermill, one run per notebook and parameter set.
 
 ``python -m pe_utils batch --profile demo --out reports/demo`` reads ``notebooks/plan.json``
-(the notebooks in dependency order, the parameter grid of each, what each depends on), runs
+(the notebooks in dependency order, the parameter grid of each, what each depends on; found in
+the current folder or beside an editable install's package, else give ``--plan FILE``), runs
 every run whose result is missing or stale, and writes for each run::
 
     <out>/<notebook>/<run-id>.ipynb          the executed notebook (partial when it failed)
@@ -12,7 +13,8 @@ every run whose result is missing or stale, and writes for each run::
     <out>/<notebook>/<run-id>/               the run's ``output_dir``: metrics.json, artefacts
     <out>/index.html, <out>/runs.json        every run with its state and key figures
 
-Notebooks run with the repository root as cwd, in the ``python3`` kernel, each in a worker
+Notebooks run with the plan's repository root as cwd (the folder above it holding
+``pyproject.toml``), in the ``python3`` kernel, each in a worker
 process of its own (so ``--devices`` can give each kernel its own CUDA_VISIBLE_DEVICES).
 
 Resuming: a run whose marker says ``success`` with the same parameters, the same code version
@@ -47,67 +49,30 @@ stages; one job array per stage, each task running one run by its index::
 
 Prepare the cache before submitting (``--cache``), so that array tasks do not preprocess.
 
-This module is the command line; :mod:`pe_utils.batch.plan` expands the plan into runs and
-decides what is up to date, :mod:`pe_utils.batch.run` executes runs, and
-:mod:`pe_utils.batch.html` writes the offline HTML and the index.
+This module is the command line; :mod:`pe_utils.batch.plan` reads the plan,
+:mod:`pe_utils.batch.expand` expands it into runs, :mod:`pe_utils.batch.state` decides what is
+up to date, :mod:`pe_utils.batch.prepare` makes the data, :mod:`pe_utils.batch.run` executes
+runs, :mod:`pe_utils.batch.console` prints, and :mod:`pe_utils.batch.html` writes the offline
+HTML and the index.
 """
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
-import os
 import signal
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .plan import (DEFAULT_PLAN, NARROWING_FLAGS, PlanError, Run, index_rows, load_plan,
-                         notebook_parameters, plan_runs, read_marker, stale_reason, token_of)
+from .console import show, summary, warn_kernel
+from .expand import NARROWING_FLAGS, plan_runs
 from .html import write_index
-from .run import Executor, echo, execute, raise_interrupt
+from .plan import PlanError, Run, find_plan, load_plan, plan_root
+from .prepare import data_paths, prepare_data
+from .run import Executor, execute, raise_interrupt
+from .state import index_rows
 
-__all__ = ["main", "build_parser", "load_plan", "notebook_parameters", "plan_runs", "PlanError",
-           "DEFAULT_PLAN"]
-
-@contextmanager
-def _locked(path: Path):
-    """An exclusive lock on ``path`` (array tasks sharing a cache wait for one preprocessing)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _data_paths(args, out: Path) -> tuple[Path, Path | None]:
-    """(cache_dir, rsna_root) the runs will get (:func:`pe_utils.paths.resolve_cache_dir`); nothing is generated here."""
-    from ..paths import resolve_cache_dir
-
-    if args.cache:
-        cache = Path(args.cache).resolve()
-        if not cache.is_dir():
-            raise PlanError(f"--cache {args.cache}: no such folder")
-        return cache, None
-    if args.rsna_root:
-        return resolve_cache_dir(args.profile, args.cache_out, args.rsna_root)
-    return resolve_cache_dir(args.profile)[0], None
-
-
-def prepare_data(args, cache_dir: Path, rsna_root: Path | None) -> None:
-    """Make the cache the runs will read: the user's (as is), theirs preprocessed, or the phantom's."""
-    if args.cache:
-        return
-    from ..data.defaults import prepare_cache
-
-    with _locked(cache_dir.parent / f".{cache_dir.name}.lock"):
-        if rsna_root is not None:
-            echo(f"preprocessing {rsna_root} -> {cache_dir}")
-        prepare_cache(args.profile, cache_dir if rsna_root is not None else None, rsna_root,
-                      manifest=args.manifest)
+__all__ = ["main", "build_parser"]
 
 
 def _value(text: str) -> Any:
@@ -145,13 +110,15 @@ def _split(text: str | None) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m pe_utils batch`` argument parser."""
     from ..profiles import PROFILES
 
     p = argparse.ArgumentParser(prog="python -m pe_utils batch", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", default="demo", choices=sorted(PROFILES), help="parameter profile (demo)")
     p.add_argument("--out", help="report folder (default reports/<profile> in the repository)")
-    p.add_argument("--plan", default=str(DEFAULT_PLAN), help="plan file (notebooks/plan.json)")
+    p.add_argument("--plan", help="plan file (default: notebooks/plan.json in the current folder, "
+                                  "else in the checkout of an editable install)")
     sel = p.add_argument_group("what to run")
     sel.add_argument("--cases", help="comma-separated notebook names, number prefixes or case keys")
     sel.add_argument("--rates", help="narrow sampling_rate grids, e.g. 1/2,1/4 or Test50")
@@ -164,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--cache", help="an existing preprocessed cache")
     data.add_argument("--rsna-root", help="RSNA-layout folder to preprocess first")
     data.add_argument("--manifest", help="manifest of the images to preprocess (with --rsna-root)")
-    data.add_argument("--cache-out", help="where --rsna-root is preprocessed to (default <out>/cache)")
+    data.add_argument("--cache-out", help="where --rsna-root is preprocessed to (default data/cache-<folder>-<profile>)")
     act = p.add_argument_group("actions (default: run the batch)")
     act.add_argument("--list", action="store_true", help="print the runs with their index and state")
     act.add_argument("--count", action="store_true", help="print how many runs are selected")
@@ -180,25 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _repo_root(plan: Path) -> Path:
-    for folder in plan.resolve().parents:
-        if (folder / "pyproject.toml").exists():
-            return folder
-    return Path.cwd()
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m pe_utils batch ...``; returns 0 when every run succeeded or was up to date."""
     args = build_parser().parse_args(argv)
-    plan = Path(args.plan)
-    workdir = Path(args.workdir).resolve() if args.workdir else _repo_root(plan)
-    out = Path(args.out).resolve() if args.out else workdir / "reports" / args.profile
     try:
+        plan = Path(args.plan) if args.plan else find_plan()
+        workdir = Path(args.workdir).resolve() if args.workdir else plan_root(plan)
+        out = Path(args.out).resolve() if args.out else workdir / "reports" / args.profile
         if args.cache and args.rsna_root:
             raise PlanError("give --cache or --rsna-root, not both")
         if (args.manifest or args.cache_out) and not args.rsna_root:
             raise PlanError("--manifest and --cache-out go with --rsna-root")
-        cache_dir, rsna_root = _data_paths(args, out)
+        cache_dir, rsna_root = data_paths(args)
         narrow = {var: _split(getattr(args, flag)) for flag, var in NARROWING_FLAGS.items()}
 
         def make_plan() -> tuple[list[Run], list[Run]]:
@@ -217,7 +177,11 @@ def main(argv: list[str] | None = None) -> int:
         print(len(batch))
         return 0
     if args.list or args.dry_run:
-        return _show(batch, out, args, cache_dir, rsna_root)
+        data = (f"use the cache {cache_dir}" if args.cache else
+                f"preprocess {rsna_root} into {cache_dir}" if rsna_root else
+                f"use the default phantom's cache {cache_dir} (made on first use)")
+        return show(batch, out, force=args.force, dry_run=args.dry_run,
+                    slots=_devices(args.devices), data=data)
     if args.index_only:
         print(write_index(out, index_rows(out, selected)))
         return 0
@@ -226,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:   # not the main thread: leave signals alone
         previous = None
     out.mkdir(parents=True, exist_ok=True)
-    _warn_kernel()
+    warn_kernel()
     if args.only is not None:
         batch = [batch[args.only]]
     executor = Executor(out, workdir, args.cell_timeout, args.verbose)
@@ -249,73 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         write_index(out, index_rows(out, selected))
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    return _summary(batch, outcome, out)
-
-
-def _show(batch: list[Run], out: Path, args, cache_dir: Path, rsna_root: Path | None) -> int:
-    will: dict[str, bool] = {}
-    why: dict[str, str] = {}
-    for run in batch:
-        upstream = next((d.name for d in run.deps if will.get(d.name)), None)
-        reason = "--force" if args.force else stale_reason(out, run) or (
-            f"{upstream} will run first" if upstream else None)
-        will[run.name], why[run.name] = reason is not None, reason or ""
-    if args.dry_run:
-        data = (f"use the cache {cache_dir}" if args.cache else
-                f"preprocess {rsna_root} into {cache_dir}" if rsna_root else
-                f"use the default phantom's cache {cache_dir} (made on first use)")
-        slots = _devices(args.devices)
-        devices = "one run at a time" if slots == [None] else f"one run at a time on each of {slots}"
-        print(f"data: {data}\nreports: {out}\ndevices: {devices}")
-    for run in batch:
-        blocked = [d for d in run.deps if d.index is None and token_of(out, d) is None]
-        state = "run" if will[run.name] else "done"
-        state = "blocked" if blocked and will[run.name] else state
-        if not args.dry_run:
-            shown = " ".join(f"{k}={v}" for k, v in run.shown.items())
-            print(f"{run.index:4d}  stage {run.stage}  {state:<7}  {run.name}  {shown}".rstrip())
-        else:
-            what = {"run": f"would run ({why[run.name]})", "done": "up to date, skipped",
-                    "blocked": f"would be skipped: {blocked[0].name if blocked else ''} has not "
-                               "succeeded"}[state]
-            print(f"[{run.index}] {what}: "
-                  f"{run.entry.path.name} -> {run.files()['ipynb']}")
-            for k, v in run.parameters.items():
-                print(f"      {k} = {v!r}")
-    if args.dry_run:
-        print(f"{sum(will.values())} of {len(batch)} runs would execute")
-    return 0
-
-
-def _summary(batch: list[Run], outcome: dict[str, str], out: Path) -> int:
-    counts = {s: sum(1 for v in outcome.values() if v == s)
-              for s in ("success", "up to date", "failed", "skipped")}
-    print(f"batch: {len(batch)} runs: {counts['success']} succeeded, {counts['up to date']} up to date, "
-          f"{counts['failed']} failed, {counts['skipped']} skipped")
-    for run in batch:
-        if outcome.get(run.name) in ("failed", "skipped"):
-            marker = read_marker(out, run) or {}
-            err = marker.get("error") or {}
-            why = f"{err.get('ename')}: {str(err.get('evalue'))[:200]}" if err else marker.get("reason", "")
-            log = f"  (log: {out / run.files()['log']})" if outcome[run.name] == "failed" else ""
-            print(f"  {outcome[run.name]}: {run.name}: {why}{log}")
-    print(f"index: {out / 'index.html'}")
-    return 1 if counts["failed"] or counts["skipped"] else 0
-
-
-def _warn_kernel() -> None:
-    """Warn when the ``python3`` kernel would run another interpreter than this one."""
-    try:
-        from jupyter_client.kernelspec import KernelSpecManager
-
-        argv0 = KernelSpecManager().get_kernel_spec("python3").argv[0]
-    except Exception as exc:   # no kernelspec at all: papermill will say so per run
-        echo(f"warning: no python3 Jupyter kernel ({exc}); run `python -m ipykernel install --sys-prefix`")
-        return
-    if os.path.basename(argv0) not in {"python", "python3"} and \
-            os.path.realpath(argv0) != os.path.realpath(sys.executable):
-        echo(f"warning: the python3 kernel runs {argv0}, not {sys.executable}; "
-              "run `python -m ipykernel install --sys-prefix --name python3`")
+    return summary(batch, outcome, out)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """What the batch runner writes besides executed notebooks: offline HTML reports and the index.
 
-Kept apart from :mod:`pe_utils.batch.cli` (planning and running) because it is all about pages:
-nbconvert's HTML export made to work offline, the error banner of a failed run, run markers
-written atomically, and ``index.html`` over every run of a report folder.
+Kept apart from planning and running because it is all about pages: nbconvert's HTML export
+made to work offline, the error banner of a failed run, and ``index.html`` over every run of a
+report folder (its figure columns are :data:`pe_utils.report.schema.INDEX_FIGURES`).
 
 Offline means no ``<script src="http...">`` anywhere: nbconvert's ``lab`` template loads
 require.js, MathJax and mermaid from CDNs, and plotly's notebook renderer adds a MathJax CDN tag
@@ -16,19 +16,13 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import json
-import os
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Iterable
 
-#: metrics.json keys shown as columns of the index (in this order, when any run has them)
-KEY_FIGURES = {"auc": "AUC", "f1": "F1", "accuracy": "accuracy",
-               "oracle_workload_pct": "workload % (oracle)",
-               "practical_workload_pct": "workload % (practical)",
-               "conformal_workload_pct": "workload % (conformal)", "n_images": "images"}
-
-#: parameters every run gets from the runner; not worth a column on the index
-PLUMBING = ("profile", "cache_dir", "output_dir", "reports_dir", "rsna_root")
+from ..io import read_json, write_atomic
+# the index's columns: the metrics.json keys documented beside the schema, in their order
+from ..report.schema import INDEX_FIGURES
 
 _OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
@@ -36,24 +30,6 @@ _OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
 """
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: never half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def read_json(path: str | Path) -> dict | None:
-    """The JSON object in ``path``, or None when it is missing or unreadable."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 class _ScriptFinder(HTMLParser):
@@ -231,7 +207,7 @@ def write_index(out: str | Path, rows: Iterable[dict], *, title: str | None = No
     for row in rows:
         metrics = read_json(out / row["files"]["metrics"]) if row.get("files") else None
         row["metrics"] = metrics or {}
-    figures = [k for k in KEY_FIGURES
+    figures = [k for k in INDEX_FIGURES
                if any(isinstance(r["metrics"].get(k), (int, float)) for r in rows)]
     counts: dict[str, int] = {}
     for row in rows:
@@ -252,7 +228,7 @@ def write_index(out: str | Path, rows: Iterable[dict], *, title: str | None = No
             parts.append(f"<div class='summary'><b>Summary of all runs</b> "
                          f"({html.escape(row['notebook'])}): {links}</div>")
     head = ["#", "notebook", "run", "parameters", "status", "duration",
-            *[KEY_FIGURES[k] for k in figures], "reports"]
+            *[INDEX_FIGURES[k] for k in figures], "reports"]
     parts.append("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head)
                  + "</tr></thead><tbody>")
     for row in rows:

@@ -18,8 +18,10 @@ import uuid
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from .plan import PACKAGE_DIR, Run, base_marker, read_marker, token_of, up_to_date, write_marker
-from .html import add_failure_banner, export_html, write_atomic
+from ..io import write_atomic
+from .html import add_failure_banner, export_html
+from .plan import PACKAGE_DIR, Run
+from .state import base_marker, read_marker, token_of, up_to_date, write_marker
 
 RETRY_EXIT = 75          # worker's exit code when the kernel died or would not start
 

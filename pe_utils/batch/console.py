@@ -1,0 +1,99 @@
+"""What the batch runner prints: the run list, the dry run, the end-of-batch summary, warnings.
+
+Kept apart from the command line's parsing so each reads on its own; every function here only
+reads the plan and the markers, none executes anything.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from .plan import Run
+from .run import echo
+from .state import read_marker, stale_reason, token_of
+
+
+def show(batch: list[Run], out: Path, *, force: bool, dry_run: bool, slots: list[str | None],
+         data: str) -> int:
+    """Print ``--list`` (one line per run: index, stage, state, name, parameters) or ``--dry-run``
+    (what would run and why, with every parameter).
+
+    Args:
+        batch: the runs of this command; out: the report folder.
+        force: ``--force`` (every run would execute).
+        dry_run: print the dry run instead of the list.
+        slots: the device slots (``[None]``: one run at a time, the environment's devices).
+        data: one line saying which data the runs would read (dry run only).
+
+    Returns:
+        0.
+    """
+    will: dict[str, bool] = {}
+    why: dict[str, str] = {}
+    for run in batch:
+        upstream = next((d.name for d in run.deps if will.get(d.name)), None)
+        reason = "--force" if force else stale_reason(out, run) or (
+            f"{upstream} will run first" if upstream else None)
+        will[run.name], why[run.name] = reason is not None, reason or ""
+    if dry_run:
+        devices = "one run at a time" if slots == [None] else f"one run at a time on each of {slots}"
+        print(f"data: {data}\nreports: {out}\ndevices: {devices}")
+    for run in batch:
+        blocked = [d for d in run.deps if d.index is None and token_of(out, d) is None]
+        state = "run" if will[run.name] else "done"
+        state = "blocked" if blocked and will[run.name] else state
+        if not dry_run:
+            shown = " ".join(f"{k}={v}" for k, v in run.shown.items())
+            print(f"{run.index:4d}  stage {run.stage}  {state:<7}  {run.name}  {shown}".rstrip())
+        else:
+            what = {"run": f"would run ({why[run.name]})", "done": "up to date, skipped",
+                    "blocked": f"would be skipped: {blocked[0].name if blocked else ''} has not "
+                               "succeeded"}[state]
+            print(f"[{run.index}] {what}: "
+                  f"{run.entry.path.name} -> {run.files()['ipynb']}")
+            for k, v in run.parameters.items():
+                print(f"      {k} = {v!r}")
+    if dry_run:
+        print(f"{sum(will.values())} of {len(batch)} runs would execute")
+    return 0
+
+
+def summary(batch: list[Run], outcome: dict[str, str], out: Path) -> int:
+    """Print the counts of each outcome and each failure's reason.
+
+    Args:
+        batch: the runs; outcome: ``{run name: status}`` from :func:`pe_utils.batch.run.execute`.
+        out: the report folder.
+
+    Returns:
+        The command's exit status: 1 when a run failed or was skipped, else 0.
+    """
+    counts = {s: sum(1 for v in outcome.values() if v == s)
+              for s in ("success", "up to date", "failed", "skipped")}
+    print(f"batch: {len(batch)} runs: {counts['success']} succeeded, {counts['up to date']} up to date, "
+          f"{counts['failed']} failed, {counts['skipped']} skipped")
+    for run in batch:
+        if outcome.get(run.name) in ("failed", "skipped"):
+            marker = read_marker(out, run) or {}
+            err = marker.get("error") or {}
+            why = f"{err.get('ename')}: {str(err.get('evalue'))[:200]}" if err else marker.get("reason", "")
+            log = f"  (log: {out / run.files()['log']})" if outcome[run.name] == "failed" else ""
+            print(f"  {outcome[run.name]}: {run.name}: {why}{log}")
+    print(f"index: {out / 'index.html'}")
+    return 1 if counts["failed"] or counts["skipped"] else 0
+
+
+def warn_kernel() -> None:
+    """Warn when the ``python3`` kernel would run another interpreter than this one."""
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        argv0 = KernelSpecManager().get_kernel_spec("python3").argv[0]
+    except Exception as exc:   # no kernelspec at all: papermill will say so per run
+        echo(f"warning: no python3 Jupyter kernel ({exc}); run `python -m ipykernel install --sys-prefix`")
+        return
+    if os.path.basename(argv0) not in {"python", "python3"} and \
+            os.path.realpath(argv0) != os.path.realpath(sys.executable):
+        echo(f"warning: the python3 kernel runs {argv0}, not {sys.executable}; "
+              "run `python -m ipykernel install --sys-prefix --name python3`")
