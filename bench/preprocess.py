@@ -37,7 +37,9 @@ from pydicom.uid import JPEG2000Lossless, RLELossless  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pe_utils.data.dicom import THESIS_WINDOWS, read_windowed  # noqa: E402
-from pe_utils.data.preprocess import _air_fill, _to_uint8, preprocess, resize  # noqa: E402
+from pe_utils.data.cache import quantize  # noqa: E402
+from pe_utils.data.preprocess import preprocess  # noqa: E402
+from pe_utils.data.resize import air_fill, resize  # noqa: E402
 
 
 def write_base(root: Path, n: int) -> list[Path]:
@@ -106,7 +108,7 @@ def bench_kind(name: str, root: Path, paths: list[Path], size: int, workers: int
                repeats: int, out: Path) -> None:
     """Print the rates of one kind of file. The candidates run in interleaved rounds and
     each keeps its fastest round, so a busy shared machine disturbs all of them alike."""
-    fill = _air_fill("gray", THESIS_WINDOWS)
+    fill = air_fill("gray", THESIS_WINDOWS)
 
     def bare():
         for p in paths:
@@ -115,7 +117,7 @@ def bench_kind(name: str, root: Path, paths: list[Path], size: int, workers: int
     def pipeline():
         for p in paths:
             image, _ = read_windowed(p)
-            _to_uint8(resize(image, size, fill))
+            quantize(resize(image, size, fill))
 
     def run(n_workers):
         def go():

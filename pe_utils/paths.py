@@ -1,7 +1,7 @@
 """Where things live: the one resolver of which cache a run reads, and the default folders.
 
-The batch runner, the default-data helper and every notebook call :func:`resolve_data`, so a
-notebook opened by hand and the same notebook run by the batch read the same cache.
+The batch runner, the default-data helper and every notebook call :func:`resolve_cache_dir`,
+so a notebook opened by hand and the same notebook run by the batch read the same cache.
 Nothing here creates or reads data; :func:`pe_utils.data.defaults.prepare_cache` does that.
 """
 from __future__ import annotations

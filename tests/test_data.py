@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from pe_utils.data.cache import load_cache
 from pe_utils.data.datasets import CacheDataset, EpochSampler, make_loader, sample_seed, set_epoch
+from pe_utils.data.splits import case1_split
 from pe_utils.data.transforms import train_transform
 
 N = 12
@@ -165,10 +167,8 @@ def test_loader_options(gray, labels):
 
 def test_cache_and_case1_split_to_loaders(smoke_cache):
     """The notebook path: cache + Case1 split -> datasets -> loaders."""
-    preprocess = pytest.importorskip("pe_utils.data.preprocess")
-    splits = pytest.importorskip("pe_utils.data.splits")
-    cache = preprocess.load_cache(smoke_cache)
-    split = splits.case1_split(cache.index, "1/2", seed=0)
+    cache = load_cache(smoke_cache)
+    split = case1_split(cache.index, "1/2", seed=0)
     y = cache.index["pe_present_on_image"].to_numpy()
     train = CacheDataset(cache.images, y, np.flatnonzero(split == "train"),
                          transform=train_transform(), image_size=32, seed=0)

@@ -1,4 +1,4 @@
-"""pe_utils.dicom: HU, windows, gray, metadata, and a typed error for every kind of bad file.
+"""pe_utils.data.dicom (+ header, errors, windows): HU, windows, gray, metadata, typed errors.
 
 The DICOM writers here (``write_ct`` and the ``bad_*`` makers) are also used by
 tests/test_preprocess.py to build small RSNA-layout folders.
@@ -16,10 +16,10 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import (CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian,
                          JPEG2000Lossless, JPEGLSLossless, MRImageStorage, RLELossless, UID)
 
-from pe_utils.data import dicom
-from pe_utils.data.dicom import (CorruptPixelDataError, DicomReadError, MissingDecoderError,
-                            NoPixelDataError, NotCTError, NotDicomError, TruncatedDicomError,
-                            UnsupportedImageError)
+from pe_utils.data import dicom, windows
+from pe_utils.data.errors import (CorruptPixelDataError, DicomReadError, MissingDecoderError,
+                                  NoPixelDataError, NotCTError, NotDicomError, TruncatedDicomError,
+                                  UnsupportedImageError)
 
 # Real transfer syntaxes for which no pydicom plugin exists (nor is planned for CT).
 JPEG2000_PART2_LOSSLESS = UID("1.2.840.10008.1.2.4.92")
@@ -41,7 +41,7 @@ def write_ct(path, stored=None, *, size=(16, 16), uids=("1.2.3", "1.2.3.4", "1.2
     if stored is None:
         stored = np.arange(size[0] * size[1]).reshape(size) % 2000
     dtype = {(8, False): np.uint8, (8, True): np.int8, (16, False): np.uint16,
-             (16, True): np.int16}[(bits, signed)]
+             (16, True): np.int16, (32, False): np.uint32, (32, True): np.int32}[(bits, signed)]
     stored = np.asarray(stored).astype(dtype)
     study, series, sop = uids
     meta = FileMetaDataset()
@@ -167,39 +167,57 @@ BAD_FILES = {  # maker -> expected error type
 
 # ----------------------------------------------------------------------------- windows
 def test_window_constants_are_the_thesis_ones():
-    assert dicom.THESIS_WINDOWS == ((-600, 1500), (40, 400), (100, 700))
-    assert dicom.LUNG_WINDOW.level == -600 and dicom.PE_WINDOW.width == 700
+    assert windows.THESIS_WINDOWS == ((-600, 1500), (40, 400), (100, 700))
+    assert windows.LUNG_WINDOW.level == -600 and windows.PE_WINDOW.width == 700
 
 
 def test_apply_window_hand_values():
     hu = np.array([-2000, -1350, -600, 0, 150, 1000], np.float32)
     expected = [0, 0, 0.5, 1350 / 1500, 1, 1]  # lung: [-1350, 150]
-    np.testing.assert_allclose(dicom.apply_window(hu, -600, 1500), expected, atol=1e-7)
-    out = dicom.apply_window(hu, 40, 400)  # mediastinum: [-160, 240]
+    np.testing.assert_allclose(windows.apply_window(hu, -600, 1500), expected, atol=1e-7)
+    out = windows.apply_window(hu, 40, 400)  # mediastinum: [-160, 240]
     np.testing.assert_allclose(out, [0, 0, 0, 160 / 400, 310 / 400, 1], atol=1e-7)
     assert out.dtype == np.float32
 
 
 def test_apply_window_is_fixed_not_per_image():
     narrow = np.array([10.0, 20.0], np.float32)  # a min/max rescale would give [0, 1]
-    np.testing.assert_allclose(dicom.apply_window(narrow, 40, 400),
+    np.testing.assert_allclose(windows.apply_window(narrow, 40, 400),
                                [170 / 400, 180 / 400], atol=1e-7)
     with pytest.raises(ValueError):
-        dicom.apply_window(narrow, 40, 0)
+        windows.apply_window(narrow, 40, 0)
 
 
 def test_to_rgb_and_gray_hand_values():
     hu = np.array([[100.0, -1000.0]], np.float32)
-    rgb = dicom.to_rgb(hu)
+    rgb = windows.to_rgb(hu)
     assert rgb.shape == (3, 1, 2)
     # 100 HU: lung (100 + 1350) / 1500, mediastinum (100 + 160) / 400, PE (100 + 250) / 700
     r, g, b = 1450 / 1500, 260 / 400, 350 / 700
     np.testing.assert_allclose(rgb[:, 0, 0], [r, g, b], atol=1e-6)
     np.testing.assert_allclose(rgb[:, 0, 1], [350 / 1500, 0, 0], atol=1e-6)  # air
-    gray = dicom.to_gray(hu)
+    gray = windows.to_gray(hu)
     assert gray.shape == (1, 2) and gray.dtype == np.float32
     np.testing.assert_allclose(gray[0, 0], 0.299 * r + 0.587 * g + 0.114 * b, atol=1e-6)
     np.testing.assert_allclose(gray[0, 1], 0.299 * 350 / 1500, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["hu", "gray", "rgb"])
+def test_window_table_equals_the_float32_functions(kind):
+    # the lookup table read_windowed applies, against the readable definition
+    hu = np.linspace(-3000.0, 3000.0, 1201)
+    table = windows.window_table(hu, kind, windows.THESIS_WINDOWS)
+    hu32 = hu.astype(np.float32)
+    expected = {"hu": hu32, "gray": windows.to_gray(hu32[None])[0],
+                "rgb": windows.to_rgb(hu32[None])[:, 0]}[kind]
+    assert table.dtype == np.float32 and table.shape == expected.shape
+    np.testing.assert_allclose(table, expected, atol=2e-6)
+
+
+def test_reading_module_reexports_the_windows_and_errors():
+    # notebooks import the window names from pe_utils.data.dicom: the same objects
+    assert dicom.THESIS_WINDOWS is windows.THESIS_WINDOWS and dicom.to_gray is windows.to_gray
+    assert dicom.DicomReadError is DicomReadError
 
 
 # ----------------------------------------------------------------------------- reading
@@ -265,12 +283,13 @@ def test_compressed_and_implicit_files_decode(tmp_path, syntax):
     np.testing.assert_array_equal(hu, stored - 1024.0)
 
 
-@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, RLELossless])
+@pytest.mark.parametrize("syntax,bits", [(ExplicitVRLittleEndian, 16), (RLELossless, 16),
+                                         (ExplicitVRLittleEndian, 32)])  # 32: no table
 @pytest.mark.parametrize("channels", ["gray", "rgb"])
-def test_read_windowed_equals_the_definition(tmp_path, syntax, channels):
+def test_read_windowed_equals_the_definition(tmp_path, syntax, bits, channels):
     stored = np.random.default_rng(2).integers(-2000, 3000, size=(16, 16))
     path = write_ct(tmp_path / "a.dcm", stored, padding=-2000, transfer_syntax=syntax,
-                    slope=0.5, intercept=-800.0)
+                    slope=0.5, intercept=-800.0, bits=bits)
     image, meta = dicom.read_windowed(path, channels)
     hu = dicom.read_hu(path)
     expected = dicom.to_gray(hu) if channels == "gray" else dicom.to_rgb(hu)

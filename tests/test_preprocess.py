@@ -1,4 +1,4 @@
-"""pe_utils.preprocess: DICOM folder -> cache (order, labels, resize, skips, resume, privacy)."""
+"""pe_utils.data.preprocess (and resize, cache, pseudonym): DICOM folder -> cache (order, labels, resize, skips, resume, privacy)."""
 from __future__ import annotations
 
 import os
@@ -15,8 +15,11 @@ from pydicom.uid import RLELossless
 
 from pe_utils.data import dicom
 from pe_utils.__main__ import main as cli
-from pe_utils.data.preprocess import (PreprocessError, PreprocessInterrupted, _antialias_weights,
-                                 block_mean, load_cache, preprocess, pseudonym, resize)
+from pe_utils.data.cache import load_cache
+from pe_utils.data.errors import PreprocessError, PreprocessInterrupted
+from pe_utils.data.preprocess import preprocess
+from pe_utils.data.pseudonym import pseudonym
+from pe_utils.data.resize import _antialias_weights, block_mean, resize
 from test_dicom import BAD_FILES, bad_not_dicom, write_ct
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,7 +115,8 @@ def test_block_mean_equals_hand_computation():
 
 @pytest.mark.parametrize("n_in,n_out", [(100, 64), (512, 200), (40, 30)])
 def test_antialiased_resize_matches_torch(n_in, n_out):
-    torch = pytest.importorskip("torch")
+    import torch
+
     image = np.random.default_rng(1).random((n_in, n_in), dtype=np.float32)
     ours = resize(image, n_out)
     ref = torch.nn.functional.interpolate(torch.from_numpy(image)[None, None], size=(n_out, n_out),
@@ -400,7 +404,6 @@ def test_resume_after_sigkill_equals_clean_run(resume_root, clean_run, tmp_path)
 # ----------------------------------------------------------------------------- phantom
 def test_synthetic_phantom_cache(request):
     """The lead's fixture: the synthetic phantom preprocessed (64 px, gray)."""
-    pytest.importorskip("pe_utils.phantom.synthetic")
     cache = load_cache(request.getfixturevalue("smoke_cache"))
     assert cache.images.shape == (6 * 12, 64, 64)
     assert set(cache.index.pe_present_on_image) <= {0, 1}
@@ -408,3 +411,16 @@ def test_synthetic_phantom_cache(request):
         lambda s: list(s) == list(range(len(s)))).all()
     assert cache.settings["counts"]["skipped"] == 0
     assert 20 < cache.images.mean() < 235  # windows hit anatomy, not all black or white
+
+
+# ----------------------------------------------------------------------------- npy files
+@pytest.mark.parametrize("shape", [(3, 4, 4), (0, 2, 5, 5), (2, 3, 7, 7)])
+def test_allocated_work_array_is_numpys_own_format(tmp_path, shape):
+    # the cache must stay loadable (and byte-identical) without numpy's writer
+    from pe_utils.data.cache import allocate_npy, data_offset
+
+    path = tmp_path / "a.npy"
+    allocate_npy(path, shape)
+    np.save(tmp_path / "b.npy", np.zeros(shape, np.uint8))
+    assert path.read_bytes() == (tmp_path / "b.npy").read_bytes()
+    assert data_offset(path) == path.stat().st_size - int(np.prod(shape))

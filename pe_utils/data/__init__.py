@@ -8,14 +8,17 @@ from __future__ import annotations
 from .._lazy import lazy_exports
 
 EXPORTS: dict[str, tuple[str, ...]] = {
-    "dicom": ("read_hu", "read_slice", "apply_window", "to_rgb", "to_gray", "Window", "LUNG_WINDOW",
-              "MEDIASTINUM_WINDOW", "PE_WINDOW", "THESIS_WINDOWS", "DicomReadError"),
-    "preprocess": ("preprocess", "load_cache"),
+    "errors": ("DicomReadError",),
+    "windows": ("apply_window", "to_rgb", "to_gray", "Window", "LUNG_WINDOW", "MEDIASTINUM_WINDOW",
+                "PE_WINDOW", "THESIS_WINDOWS"),
+    "dicom": ("read_hu", "read_slice"),
+    "cache": ("load_cache",),
+    "preprocess": ("preprocess",),
     "manifest": ("build_manifest", "verify_manifest", "read_manifest", "load_spec"),
     "splits": ("parse_rate", "case1_split", "patient_split", "train_fraction_subset", "resample",
                "periodic_mask", "TRAIN_FRACTIONS"),
     "datasets": ("CacheDataset", "make_loader", "set_epoch"),
     "transforms": ("train_transform", "eval_transform", "tta_views", "TTA_VIEW_NAMES"),
-    "defaults": ("ensure_default_data",),
+    "defaults": ("ensure_default_data", "prepare_cache"),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, EXPORTS)

@@ -6,12 +6,11 @@ done and skipped); with an RSNA folder it preprocesses that folder; with a cache
 """
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
-from ..io import sha256_file
-from ..paths import default_paths, resolve_cache_dir
+from ..io import read_json, sha256_file, write_json
+from ..paths import resolve_cache_dir
 from ..profiles import resolve
 
 
@@ -29,7 +28,8 @@ def ensure_default_data(profile: str = "demo", root: str | Path | None = None,
 
     Idempotent and resumable: a finished step is detected by its output (``phantom.json``
     with the same sizes and generator for the phantom, ``settings.json`` with a matching
-    configuration for the cache) and not redone; a stale phantom is deleted with its cache.
+    configuration for the cache) and not redone; a stale phantom is regenerated and its cache
+    deleted (same file names, new pixels: the cache could not tell).
 
     Args:
         profile: ``"smoke"``, ``"demo"`` or ``"thesis"`` (sizes from :mod:`pe_utils.profiles`).
@@ -38,23 +38,30 @@ def ensure_default_data(profile: str = "demo", root: str | Path | None = None,
         progress: show progress bars.
 
     Returns:
-        The cache folder, ready for :func:`pe_utils.data.preprocess.load_cache`.
+        The cache folder (absolute, as :func:`pe_utils.paths.resolve_cache_dir` gives it),
+        ready for :func:`pe_utils.data.cache.load_cache`.
+
+    Raises:
+        ValueError: unknown profile.
+        FileExistsError: ``<root>/synthetic-<profile>/train`` exists and is not a phantom.
     """
     from ..phantom.synthetic import generate
     from .preprocess import preprocess
 
     cfg = resolve("data", profile)
-    rsna_root, cache_dir = default_paths(profile, root)
+    cache_dir, rsna_root = resolve_cache_dir(profile, root=root)
     synth_args = dict(patients=cfg["patients"], slices_per_patient=cfg["slices_per_patient"],
                       positive_fraction=cfg["positive_fraction"], seed=cfg["seed"])
     stamp_value = {**synth_args, "generator_sha256": _generator_hash()}
     stamp = rsna_root / "phantom.json"
-    if not (stamp.exists() and json.loads(stamp.read_text()) == stamp_value):
-        for stale in (rsna_root, cache_dir):
-            if stale.exists():
-                shutil.rmtree(stale)
+    if read_json(stamp) != stamp_value:
+        # the stamp goes first, so a regeneration that is killed is redone next time;
+        # generate() replaces its own old phantom and refuses any other folder
+        stamp.unlink(missing_ok=True)
+        if cache_dir.exists():
+            shutil.rmtree(cache_dir)
         generate(rsna_root, **synth_args, workers=cfg["workers"], progress=progress)
-        stamp.write_text(json.dumps(stamp_value))
+        write_json(stamp, stamp_value)
     # a no-op when the cache is current; otherwise resumes or rebuilds it
     preprocess(rsna_root, cache_dir, size=cfg["size"], channels=cfg["channels"],
                workers=cfg["workers"], progress=progress, overwrite=True)
@@ -64,13 +71,25 @@ def ensure_default_data(profile: str = "demo", root: str | Path | None = None,
 def prepare_cache(profile: str, cache_dir: str | Path | None = None,
                   rsna_root: str | Path | None = None, manifest: str | Path | None = None,
                   root: str | Path | None = None, progress: bool = True) -> Path:
-    """Make the cache a run reads and return its folder (see :func:`pe_utils.paths.resolve_cache_dir`).
+    """Make the cache a run reads and return its folder, absolute.
 
-    A given cache with ``settings.json`` is used as it is; a given RSNA folder is preprocessed
-    (resumably) with the profile's size and channels; otherwise the default phantom is made.
+    Which folder: :func:`pe_utils.paths.resolve_cache_dir`. A given cache with
+    ``settings.json`` is used as it is; a given RSNA folder is preprocessed (resumably) with
+    the profile's size and channels, into ``cache_dir`` when given; otherwise the default
+    phantom is made (:func:`ensure_default_data`).
+
+    Args:
+        profile: the run's profile (its ``data`` section).
+        cache_dir, rsna_root: what the user gave, or None.
+        manifest: restricts the preprocessing of ``rsna_root`` (see
+            :func:`pe_utils.data.preprocess.preprocess`).
+        root: the data folder of the defaults (default ``<project>/data``).
+        progress: show progress bars.
 
     Raises:
-        FileNotFoundError: ``cache_dir`` given without ``rsna_root`` and it holds no cache.
+        FileNotFoundError: ``cache_dir`` given without ``rsna_root`` and it holds no cache,
+            or ``rsna_root`` is no folder.
+        PreprocessError: ``cache_dir`` holds a cache of other settings or files.
     """
     given_cache = cache_dir is not None
     cache, source = resolve_cache_dir(profile, cache_dir, rsna_root, root)
