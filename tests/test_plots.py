@@ -1,4 +1,6 @@
-"""pe_utils.plots: one figure-level smoke test per function (traces, titles, axes)."""
+"""pe_utils.report's figure modules (style, images, figures_data, figures_training,
+figures_triage), through the wing's exports as notebooks reach them: one figure-level test per
+function (traces, titles, axes)."""
 from __future__ import annotations
 
 import base64
@@ -11,8 +13,8 @@ import plotly.io as pio
 import pytest
 from PIL import Image
 
-from pe_utils.report import plots
-from pe_utils.evaluate.uncertainty import triage_table
+import pe_utils.report as report
+from pe_utils.evaluate.triaging import triage_table
 
 
 def _index():
@@ -30,37 +32,49 @@ def _decode(uri):
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
 
 
+def test_every_figure_is_exported_by_name_from_one_home():
+    import pe_utils
+    from pe_utils.report import figures_data, figures_training, figures_triage, images, style
+
+    homes = (style, images, figures_data, figures_training, figures_triage)
+    for module in homes:
+        for name in module.__all__:
+            value = getattr(module, name)
+            assert getattr(report, name) is value and getattr(pe_utils, name) is value
+            assert sum(name in m.__all__ for m in homes) == 1, name
+
+
 def test_setup_notebook_sets_renderer(monkeypatch):
     monkeypatch.setattr(pio.renderers, "default", "json")
-    assert plots.setup_notebook() is None
+    assert report.setup_notebook() is None
     assert pio.renderers.default == "plotly_mimetype+notebook"
 
 
 @pytest.mark.parametrize("shape", [(5, 4), (1, 5, 4), (3, 5, 4), (5, 4, 3)])
 def test_to_uint8_image_layouts(shape):
     a = np.full(shape, 0.5, np.float32)
-    out = plots.to_uint8_image(a)
+    out = report.to_uint8_image(a)
     assert out.dtype == np.uint8 and out.shape[:2] == (5, 4) and (out == 128).all()
 
 
 def test_png_uri_round_trip_and_shrink():
     img = np.linspace(0, 1, 64 * 32, dtype=np.float32).reshape(64, 32)
-    back = _decode(plots.png_uri(img, max_side=16))
+    back = _decode(report.png_uri(img, max_side=16))
     assert back.shape == (16, 8)
     assert back.dtype == np.uint8
 
 
 def test_image_gallery_and_tta_views():
     imgs = np.random.default_rng(0).uniform(size=(7, 8, 8)).astype(np.float32)
-    fig = plots.image_gallery(imgs, [f"p={i}" for i in range(7)], cols=3, title="uncertain")
+    fig = report.image_gallery(imgs, [f"p={i}" for i in range(7)], cols=3, title="uncertain")
     assert len(fig.data) == 7 and all(isinstance(t, go.Image) for t in fig.data)
     assert [a.text for a in fig.layout.annotations] == [f"p={i}" for i in range(7)]
     assert fig.layout.title.text == "uncertain"
     with pytest.raises(ValueError):
-        plots.image_gallery(imgs, ["a"])
+        report.image_gallery(imgs, ["a"])
     views = [np.zeros((1, 8, 8), np.float32) + v for v in (0, 0.25, 0.5, 0.75, 1)]
     names = ("original", "rotate10", "shift_v10px", "shift_h10px", "crop75")
-    fig = plots.tta_views_figure(views, names)
+    fig = report.tta_views_figure(views, names)
     assert len(fig.data) == 5 and [a.text for a in fig.layout.annotations] == list(names)
 
 
@@ -71,18 +85,18 @@ def _hu():
 
 def test_hu_histogram():
     pytest.importorskip("pe_utils.data.dicom")
-    fig = plots.hu_histogram([_hu(), _hu() + 100], names=["a", "b"], bins=50)
+    fig = report.hu_histogram([_hu(), _hu() + 100], names=["a", "b"], bins=50)
     assert [t.name for t in fig.data] == ["a", "b"]
     assert sum(fig.data[0].y) == 64 * 64  # clipped into range, nothing lost
     assert fig.layout.xaxis.title.text == "HU"
     assert len(fig.layout.shapes) == 3  # lung, mediastinum, PE windows
-    single = plots.hu_histogram(_hu(), windows=False)
+    single = report.hu_histogram(_hu(), windows=False)
     assert len(single.data) == 1 and len(single.layout.shapes) == 0
 
 
 def test_window_panel():
     pytest.importorskip("pe_utils.data.dicom")
-    fig = plots.window_panel(_hu())
+    fig = report.window_panel(_hu())
     assert len(fig.data) == 6 and all(isinstance(t, go.Image) for t in fig.data)
     titles = [a.text for a in fig.layout.annotations]
     assert titles[0].startswith("no window") and titles[1].startswith("lung")
@@ -94,14 +108,14 @@ def test_window_panel():
 
 
 def test_positives_per_patient():
-    fig = plots.positives_per_patient(_index())
+    fig = report.positives_per_patient(_index())
     assert [t.name for t in fig.data] == ["slices", "positive slices"]
     assert list(fig.data[0].y) == [10, 6] and list(fig.data[1].y) == [3, 1]
     assert fig.layout.xaxis.title.text == "patient"
 
 
 def test_positives_by_slice_position():
-    fig = plots.positives_by_slice_position(_index(), bins=5)
+    fig = report.positives_by_slice_position(_index(), bins=5)
     assert len(fig.data) == 2
     assert sum(fig.data[0].y) == 4  # all positives land in some bin
     assert fig.layout.xaxis.title.text == "relative slice position"
@@ -110,7 +124,7 @@ def test_positives_by_slice_position():
 def test_split_strip():
     idx = _index().query("SeriesInstanceUID == 'S0'")
     split = ["train", "test", "val", "train", "test", "train", "test", "train", "train", "test"]
-    fig = plots.split_strip(idx, split)
+    fig = report.split_strip(idx, split)
     assert [t.name for t in fig.data] == ["train", "val", "test", "PE on slice"]
     assert list(fig.data[1].x) == [2]
     assert list(fig.data[3].x) == [4, 5, 6]
@@ -123,25 +137,25 @@ def _history(n=3):
 
 
 def test_learning_curves():
-    fig = plots.learning_curves(_history(), f1_bound=0.7143)
+    fig = report.learning_curves(_history(), f1_bound=0.7143)
     assert len(fig.data) == 2 + 2 + 4 + 1 + 1
     assert fig.data[-1].name.startswith("per-batch F1 bound")
     assert list(fig.data[-1].y) == [0.7143, 0.7143]
     assert fig.layout.yaxis.title.text == "loss"
     assert fig.layout.xaxis.title.text == "epoch"
-    partial = plots.learning_curves([{"train_loss": 1.0}, {"train_loss": 0.5}])
+    partial = report.learning_curves([{"train_loss": 1.0}, {"train_loss": 0.5}])
     assert len(partial.data) == 1
 
 
 def test_positives_per_batch_figure():
-    fig = plots.positives_per_batch_figure([0, 2, 1, 0, 2, 2])
+    fig = report.positives_per_batch_figure([0, 2, 1, 0, 2, 2])
     assert list(fig.data[0].x) == [0, 1, 2] and list(fig.data[0].y) == [2, 1, 3]
     assert "4 of 6" in fig.layout.title.text and "0.6667" in fig.layout.title.text
 
 
 def test_confusion_matrix_figure_fig_6_5():
     m = dict(tn=1484, fp=3, fn=4, tp=65, accuracy=0.9955, f1=0.9489)
-    fig = plots.confusion_matrix_figure(m)
+    fig = report.confusion_matrix_figure(m)
     text = fig.data[0].text
     assert text[0][0] == "TN<br>1484<br>99.80 %"
     assert text[1][0] == "FN<br>4<br>5.80 %"
@@ -152,27 +166,27 @@ def test_confusion_matrix_figure_fig_6_5():
 def test_roc_figure():
     y = np.array([0, 0, 1, 1, 0, 1])
     p = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
-    fig = plots.roc_figure(y, p, youden=True)
+    fig = report.roc_figure(y, p, youden=True)
     assert len(fig.data) == 3
     assert "AUC = 0.8889" in fig.data[0].name
     assert fig.data[2].name.startswith("Youden threshold")
     assert fig.layout.xaxis.title.text == "false positive rate"
-    assert len(plots.roc_figure(y, p).data) == 2
+    assert len(report.roc_figure(y, p).data) == 2
 
 
 def test_probability_histogram():
-    fig = plots.probability_histogram([0.1, 0.9, 0.5], [0, 1, 1], upper=0.8, lower=0.2)
+    fig = report.probability_histogram([0.1, 0.9, 0.5], [0, 1, 1], upper=0.8, lower=0.2)
     assert [t.name for t in fig.data] == ["negative", "positive"]
     assert len(fig.layout.shapes) == 2
 
 
 def test_triage_bars():
     table = triage_table(np.array([0.02, 0.1, 0.2, 0.5, 0.8, 0.85, 0.97, 0.3]), np.array([0, 0, 1, 0, 1, 1, 1, 0]))
-    fig = plots.triage_bars(table)
+    fig = report.triage_bars(table)
     assert [t.name for t in fig.data] == ["true predictions", "false predictions", "uncertain predictions"]
     assert list(fig.data[0].x) == ["0.75/0.25", "0.8/0.2", "0.85/0.15", "0.9/0.1", "0.95/0.05"]
     assert fig.layout.barmode == "stack"
-    counts = plots.triage_bars(table, percent=False)
+    counts = report.triage_bars(table, percent=False)
     assert list(counts.data[2].y) == [2, 4, 5, 6, 6]
 
 
@@ -181,11 +195,11 @@ def test_workload_table():
                  thresholds=(0.75, 0.25)),
             dict(test_name="Test33", pct_training_stage=33.34, pct_uncertain=19.61, workload_pct=52.95,
                  thresholds=(0.9, 0.1))]
-    fig = plots.workload_table(rows)
+    fig = report.workload_table(rows)
     t = fig.data[0]
     assert list(t.header.values) == ["test_name", "Test90", "Test33"]
     assert list(t.cells.values[2]) == ["33.34", "19.61", "52.95", "0.9/0.1"]
-    flat = plots.workload_table(pd.DataFrame(rows), transpose=False)
+    flat = report.workload_table(pd.DataFrame(rows), transpose=False)
     assert len(flat.data[0].header.values) == 5
 
 
@@ -193,7 +207,7 @@ def test_rate_curve_with_thesis_and_repeats():
     from pe_utils.report.thesis_numbers import TABLE_6_2
 
     ours = pd.DataFrame(dict(sampling_rate=["1/3", "1/3", "9/10"], workload_pct=[50.0, 54.0, 91.0]))
-    fig = plots.rate_curve(ours, "workload_pct", thesis=TABLE_6_2, title="workload")
+    fig = report.rate_curve(ours, "workload_pct", thesis=TABLE_6_2, title="workload")
     assert [t.name for t in fig.data] == ["ours", "thesis"]
     assert list(fig.data[0].x) == ["9/10", "1/3"]  # in the thesis's rate order
     assert list(fig.data[0].y) == [91.0, 52.0]
@@ -205,7 +219,7 @@ def test_rate_curve_with_thesis_and_repeats():
 def test_workload_comparison():
     df = pd.DataFrame(dict(sampling_rate=["9/10", "1/3"], ours_oracle=[90.5, 55.0], thesis=[90.25, 52.95],
                            test_name=["Test90", "Test33"]))
-    fig = plots.workload_comparison(df)
+    fig = report.workload_comparison(df)
     assert [t.name for t in fig.data] == ["ours_oracle", "thesis"]  # numeric columns only
     assert fig.layout.barmode == "group"
-    assert fig.data[1].marker.color == plots.COLORS["thesis"]
+    assert fig.data[1].marker.color == report.COLORS["thesis"]

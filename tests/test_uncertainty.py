@@ -1,4 +1,5 @@
-"""pe_utils.uncertainty: TTA prediction, triage, threshold choice (oracle, validation, conformal)."""
+"""pe_utils.evaluate's tta, triaging, thresholds and conformal modules: TTA prediction, triage,
+threshold choice (oracle, validation, conformal)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,21 +9,12 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from pe_utils.profiles import THESIS_THRESHOLD_PAIRS
-from pe_utils.evaluate.uncertainty import (
-    Thresholds,
-    annotation_workload,
-    compare_threshold_choices,
-    conformal_sets,
-    conformal_thresholds,
-    expected_workload,
-    predict_tta,
-    sets_to_triage,
-    triage,
-    triage_counts,
-    triage_table,
-    validation_thresholds,
-    widest_perfect_thresholds,
-)
+from pe_utils.evaluate.conformal import conformal_sets, conformal_thresholds, sets_to_triage
+from pe_utils.evaluate.thresholds import (compare_threshold_choices, validation_thresholds,
+                                          widest_perfect_thresholds)
+from pe_utils.evaluate.triaging import (Thresholds, annotation_workload, expected_workload, triage,
+                                        triage_counts, triage_table)
+from pe_utils.evaluate.tta import predict_tta
 
 # ------------------------------------------------------------------------------ predict_tta
 
@@ -59,6 +51,38 @@ def test_predict_tta_hand_worked():
     assert model.seen_training == [False, False, False, False]  # eval mode for every view
     assert not model.seen_grad
     assert model.training  # mode restored
+
+
+class _LinearAutocastProbe(nn.Module):
+    """A linear layer (autocast casts its matmul) that records the autocast dtype it ran under."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 1)
+        self.autocast = []
+
+    def forward(self, x):
+        on = torch.is_autocast_enabled("cpu")
+        self.autocast.append(torch.get_autocast_dtype("cpu") if on else None)
+        return self.fc(x.flatten(1))
+
+
+def test_predict_tta_precision_follows_amp():
+    torch.manual_seed(0)
+    x = torch.rand(3, 1, 4, 4)
+    loader = DataLoader(TensorDataset(x, torch.tensor([0.0, 1.0, 0.0])), batch_size=3)
+    model = _LinearAutocastProbe()
+    auto, *_ = predict_tta(model, loader, "cpu", views=_two_views)  # "auto": full precision on CPU
+    full, *_ = predict_tta(model, loader, "cpu", views=_two_views, amp=False)
+    np.testing.assert_array_equal(auto, full)
+    assert model.autocast == [None] * 4
+    model.autocast.clear()
+    half, *_ = predict_tta(model, loader, "cpu", views=_two_views, amp="bf16")
+    assert model.autocast == [torch.bfloat16] * 2
+    assert half.dtype == np.float32 and not np.array_equal(half, full)
+    np.testing.assert_allclose(half, full, atol=2e-2)
+    with pytest.raises(ValueError):
+        predict_tta(model, loader, "cpu", views=_two_views, amp="fp8")
 
 
 def test_predict_tta_default_views_are_the_projects():
@@ -127,6 +151,22 @@ def test_triage_counts_hand_worked(pair):
     assert got == HAND[pair]
 
 
+def test_triage_counts_without_labels():
+    c = triage_counts(PROBS, None, 0.8, 0.2)
+    # 0.8/0.2: sure pos .85 .97, sure neg .02 .10, the other 4 uncertain
+    assert (c["n"], c["n_sure_pos"], c["n_sure_neg"], c["n_uncertain"]) == (8, 2, 2, 4)
+    assert c["pct_uncertain"] == pytest.approx(50.0)
+    assert "n_true" not in c and "n_false" not in c
+    with_labels = triage_counts(PROBS, LABELS, 0.8, 0.2)
+    assert {k: with_labels[k] for k in c} == c  # labels only add keys
+
+
+@pytest.mark.parametrize("labels", [[0, 1], [0, 0, 1, 0, 2, 1, 1, 0]])
+def test_triage_counts_rejects_bad_labels(labels):
+    with pytest.raises(ValueError):
+        triage_counts(PROBS, labels, 0.8, 0.2)
+
+
 def test_triage_table_columns_and_percentages():
     df = triage_table(PROBS, LABELS)
     assert list(df[["upper", "lower"]].itertuples(index=False, name=None)) == list(THESIS_THRESHOLD_PAIRS)
@@ -154,8 +194,15 @@ def test_widest_perfect_is_least_restrictive_error_free_pair():
     assert widest_perfect_thresholds(PROBS, LABELS, THESIS_THRESHOLD_PAIRS[::-1]) == (0.8, 0.2)
 
 
+def test_widest_perfect_breaks_ties_by_the_narrower_band():
+    # 0.9/0.1 and 0.95/0.05 both leave 6 uncertain and make no error (HAND): the narrower wins
+    assert widest_perfect_thresholds(PROBS, LABELS, [(0.95, 0.05), (0.9, 0.1)]) == (0.9, 0.1)
+
+
 def test_widest_perfect_none_when_every_pair_errs():
     assert widest_perfect_thresholds([0.99, 0.01], [0, 1]) is None
+    # only the erring 0.75/0.25 offered (0.20 labelled 1 is sure negative): no pair
+    assert widest_perfect_thresholds(PROBS, LABELS, [(0.75, 0.25)]) is None
 
 
 def test_annotation_workload_table_6_2_test33():
@@ -287,18 +334,27 @@ def test_conformal_small_calibration_gives_no_sure_positive():
 
 
 def test_compare_threshold_choices():
+    # test set: PROBS/LABELS, whose oracle pair is 0.8/0.2 (HAND); validation: a synthetic set
     rng = np.random.default_rng(3)
     p_val, y_val = _synthetic(300, rng, sep=3)
-    p_test, y_test = _synthetic(500, rng, sep=3)
-    df = compare_threshold_choices(p_test, y_test, n_dataset=1000, n_training_stage=500,
+    df = compare_threshold_choices(PROBS, LABELS, n_dataset=20, n_training_stage=12,
                                    val_probs=p_val, val_labels=y_val, alpha=0.05)
     assert list(df.method) == ["oracle", "validation", "conformal (alpha=0.05)"]
     assert list(df.uses_test_labels) == [True, False, False]
     oracle = df.iloc[0]
-    if not np.isnan(oracle.upper):
-        assert oracle.n_false == 0
-        assert oracle.workload_pct == pytest.approx(100 * (500 + oracle.n_uncertain) / 1000)
-    only_oracle = compare_threshold_choices(p_test, y_test, 1000, 500)
+    assert (oracle.upper, oracle.lower) == (0.8, 0.2)
+    assert (oracle.n_uncertain, oracle.n_false, oracle.n_false_pos, oracle.n_false_neg) == (4, 0, 0, 0)
+    assert oracle.workload_pct == pytest.approx(100 * (12 + 4) / 20)
+    assert oracle.error_rate_pct == 0.0
+    assert oracle.pct_positives_auto_correct == pytest.approx(50.0)  # .85 and .97 of 4 positives
+    # the other rows apply the pairs chosen on the validation set to the test set
+    for row, pair in ((df.iloc[1], validation_thresholds(p_val, y_val)),
+                      (df.iloc[2], conformal_thresholds(p_val, y_val, alpha=0.05))):
+        assert pair is not None and (row.upper, row.lower) == pair
+        c = triage_counts(PROBS, LABELS, *pair)
+        assert (row.n_uncertain, row.n_false) == (c["n_uncertain"], c["n_false"])
+        assert row.workload_pct == pytest.approx(100 * (12 + c["n_uncertain"]) / 20)
+    only_oracle = compare_threshold_choices(PROBS, LABELS, 20, 12)
     assert list(only_oracle.method) == ["oracle"]
 
 
@@ -321,3 +377,16 @@ def test_compare_threshold_choices_error_rate():
     # 0.75/0.25 on the test set: 3 sure, one of them wrong (0.98 labelled 0)
     assert (validation.upper, validation.lower) == (0.75, 0.25)
     assert validation.error_rate_pct == pytest.approx(100 / 3)
+
+
+def test_wing_exports_the_functions_not_their_modules():
+    # a module named like a function it exports would shadow it on the package once imported
+    import pe_utils
+    import pe_utils.evaluate as evaluate
+    import pe_utils.evaluate.thresholds  # noqa: F401  (imports every sibling module)
+
+    for name in evaluate.__all__:
+        value = getattr(evaluate, name)
+        assert not isinstance(value, type(np)), f"pe_utils.evaluate.{name} is a module"
+        assert getattr(pe_utils, name) is value
+    assert evaluate.triage is triage and evaluate.predict_tta is predict_tta

@@ -1,4 +1,5 @@
-"""pe_utils.widgets: drive the explorer's sliders and check what it shows; the static fallback."""
+"""pe_utils.report.widgets: drive the explorer's sliders and check what it shows; the static
+fallback (``figures_triage.threshold_figure``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +8,8 @@ import plotly.io as pio
 import pytest
 
 from pe_utils.profiles import THESIS_THRESHOLD_PAIRS
-from pe_utils.report.widgets import ThresholdExplorer, threshold_explorer, threshold_figure
+from pe_utils.report.figures_triage import threshold_figure
+from pe_utils.report.widgets import ThresholdExplorer, threshold_explorer
 
 # hand-checkable data: 8 images
 PROBS = np.array([0.02, 0.10, 0.20, 0.50, 0.80, 0.85, 0.97, 0.30])

@@ -8,9 +8,12 @@ from .._lazy import lazy_exports
 
 EXPORTS: dict[str, tuple[str, ...]] = {
     "metrics": ("binary_metrics", "youden_threshold", "f1_batch_upper_bound", "positives_per_batch",
-                "batch_mean_f1"),
-    "uncertainty": ("Thresholds", "predict_tta", "triage", "triage_table", "widest_perfect_thresholds",
-                    "annotation_workload", "validation_thresholds", "conformal_thresholds",
-                    "conformal_sets", "compare_threshold_choices"),
+                "batch_mean_f1", "epoch_figures"),
+    "tta": ("predict_tta",),
+    # not "triage.py": a submodule named like its function would shadow it on the package
+    "triaging": ("Thresholds", "triage", "triage_counts", "triage_table", "annotation_workload",
+                 "expected_workload"),
+    "thresholds": ("widest_perfect_thresholds", "validation_thresholds", "compare_threshold_choices"),
+    "conformal": ("conformal_sets", "conformal_thresholds", "sets_to_triage"),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, EXPORTS)

@@ -6,8 +6,19 @@ from __future__ import annotations
 
 from .._lazy import lazy_exports
 
+# the figures by kind: style (colours, renderer), images, figures_data (notebook 00),
+# figures_training (Case1 runs), figures_triage (triage, workload, rates, the static explorer)
 EXPORTS: dict[str, tuple[str, ...]] = {
+    "style": ("COLORS", "setup_notebook"),
+    "images": ("to_uint8_image", "png_bytes", "png_uri", "image_gallery", "tta_views_figure"),
+    "figures_data": ("FULL_HU_RANGE", "hu_histogram", "window_panel", "positives_per_patient",
+                     "positives_by_slice_position", "split_strip"),
+    "figures_training": ("learning_curves", "positives_per_batch_figure", "confusion_matrix_figure",
+                         "roc_figure", "probability_histogram"),
+    "figures_triage": ("triage_bars", "workload_table", "rate_curve", "workload_comparison",
+                       "threshold_figure"),
     "widgets": ("ThresholdExplorer", "threshold_explorer"),
+    "thesis_numbers": ("TABLE_6_2", "FIG_6_15", "FIG_6_16"),
     "schema": ("write_metrics", "read_metrics"),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, EXPORTS)

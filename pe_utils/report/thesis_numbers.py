@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import pandas as pd
 
-RATES = ("9/10", "4/5", "3/4", "2/3", "1/2", "1/3", "1/4")
+from pe_utils.profiles import SAMPLING_RATES
+
+#: the seven sampling rates, in the thesis's order (one home: ``profiles.SAMPLING_RATES``)
+RATES = tuple(SAMPLING_RATES)
 
 #: Table 6.2 (Case1, supervised): percentages of Dataset1, and the oracle threshold pair
 TABLE_6_2 = pd.DataFrame(
     {
         "sampling_rate": RATES,
+        # as printed (not derived from profiles): tests/test_profiles.py checks the two agree
         "test_name": ("Test90", "Test80", "Test75", "Test66", "Test50", "Test33", "Test25"),
         "pct_training_stage": (90, 80, 75, 66.66, 50, 33.34, 25),
         "pct_uncertain": (0.25, 1.52, 3.26, 11.11, 18.91, 19.61, 53.84),

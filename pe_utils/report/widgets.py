@@ -9,8 +9,9 @@ slices with their probability and label.
 notebook exported to HTML (papermill, nbconvert) has none and would show a dead widget. So:
 
 * ``interactive=True``: the :class:`ThresholdExplorer`; its display bundle also carries the
-  static figure below as ``text/html``. JupyterLab prefers the widget view; nbconvert drops a
-  widget view whose state was not saved in the notebook and shows the figure instead.
+  static figure (:func:`pe_utils.report.figures_triage.threshold_figure`) as ``text/html``.
+  JupyterLab prefers the widget view; nbconvert drops a widget view whose state was not
+  saved in the notebook and shows the figure instead.
 * ``interactive=False``: a plotly figure with a slider over the threshold pairs (stacked bars
   of true/false/uncertain beside the probability histogram and the two thresholds, workload
   in the title), which works in a static HTML page.
@@ -30,27 +31,14 @@ from typing import Sequence
 import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from pe_utils.report.plots import COLORS, png_bytes
+from pe_utils.evaluate.triaging import annotation_workload, triage, triage_counts
 from pe_utils.profiles import THESIS_THRESHOLD_PAIRS
-from pe_utils.evaluate.uncertainty import annotation_workload, triage
+from pe_utils.report.figures_triage import threshold_figure
+from pe_utils.report.images import png_bytes
+from pe_utils.report.style import COLORS
 
-__all__ = ["ThresholdExplorer", "threshold_explorer", "threshold_figure"]
-
-
-def _counts(probs: np.ndarray, labels: np.ndarray | None, upper: float, lower: float) -> dict:
-    t = triage(probs, upper, lower)
-    sure = t >= 0
-    out = dict(upper=float(upper), lower=float(lower), n=int(t.size),
-               n_sure_pos=int((t == 1).sum()), n_sure_neg=int((t == 0).sum()),
-               n_uncertain=int((~sure).sum()))
-    if labels is not None:
-        out.update(n_true=int((sure & (t == labels)).sum()), n_false=int((sure & (t != labels)).sum()),
-                   n_false_pos=int(((t == 1) & (labels == 0)).sum()),
-                   n_false_neg=int(((t == 0) & (labels == 1)).sum()))
-    out["pct_uncertain"] = 100.0 * out["n_uncertain"] / t.size if t.size else float("nan")
-    return out
+__all__ = ["ThresholdExplorer", "threshold_explorer"]
 
 
 class ThresholdExplorer:
@@ -163,10 +151,11 @@ class ThresholdExplorer:
 
     # -- state
     def summary(self) -> dict:
-        """Current thresholds and counts: ``upper, lower, n, n_sure_pos, n_sure_neg,
-        n_uncertain, pct_uncertain``, with labels ``n_true, n_false, n_false_pos,
-        n_false_neg``, with ``n_dataset`` ``workload_pct``, and ``n_gallery``."""
-        s = _counts(self.probs, self.labels, self.upper.value, self.lower.value)
+        """Current thresholds and counts: ``triage_counts``' dict (``upper, lower, n, n_sure_pos,
+        n_sure_neg, n_uncertain, pct_uncertain``; with labels also ``n_true, n_false,
+        n_false_pos, n_false_neg, n_positives, n_pos_auto_correct``), with ``n_dataset``
+        ``workload_pct``, and ``n_gallery``."""
+        s = triage_counts(self.probs, self.labels, self.upper.value, self.lower.value)
         if self.n_dataset is not None:
             s["workload_pct"] = annotation_workload(self.n_dataset, self.n_training_stage, s["n_uncertain"])
         s["n_gallery"] = len(self.gallery.children)
@@ -183,7 +172,7 @@ class ThresholdExplorer:
         return self._png[i]
 
     def _update(self) -> None:
-        s = _counts(self.probs, self.labels, self.upper.value, self.lower.value)
+        s = triage_counts(self.probs, self.labels, self.upper.value, self.lower.value)
         # highlight the preset the sliders sit on, if any (so clicking it again works)
         match = next((q for q in self.pairs if np.isclose(q[0], s["upper"]) and np.isclose(q[1], s["lower"])),
                      None)
@@ -236,7 +225,7 @@ def _static_html(fig: go.Figure) -> str:
     """The figure as an HTML fragment relying on the page's plotly.js, as notebook figures do.
 
     plotly.js comes once per notebook from the ``notebook`` renderer's start-up output
-    (:func:`pe_utils.report.plots.setup_notebook`); it is activated here if no figure has been shown
+    (:func:`pe_utils.report.style.setup_notebook`); it is activated here if no figure has been shown
     yet, exactly as ``pio.show`` would. ``fig._repr_mimebundle_`` is not used: it re-embeds
     plotly.js (4.8 MB) on every call.
     """
@@ -247,66 +236,6 @@ def _static_html(fig: go.Figure) -> str:
     if activate is not None:
         activate(cls=MimetypeRenderer)
     return pio.to_html(fig, include_plotlyjs=False, full_html=False)
-
-
-def threshold_figure(probs, labels=None, n_dataset: int | None = None, n_training_stage: int = 0,
-                     pairs: Sequence[Sequence[float]] = THESIS_THRESHOLD_PAIRS,
-                     title: str = "Two-threshold triage") -> go.Figure:
-    """Static explorer: a slider over threshold pairs updating bars, threshold lines and title.
-
-    Left: stacked bars of true/false/uncertain (or sure +/sure -/uncertain without labels);
-    right: histogram of the probabilities by label with the two thresholds. Works in a static
-    HTML page (slider steps restyle the bars and relayout the lines and title).
-    """
-    p = np.asarray(probs, dtype=np.float64).reshape(-1)
-    y = None if labels is None else np.asarray(labels).reshape(-1).astype(np.int8)
-    pairs = [tuple(map(float, q)) for q in pairs]
-    if not pairs:
-        raise ValueError("no threshold pairs")
-    kinds = (("true", "n_true"), ("false", "n_false"), ("uncertain", "n_uncertain")) if y is not None else (
-        ("sure positive", "n_sure_pos"), ("sure negative", "n_sure_neg"), ("uncertain", "n_uncertain"))
-    colours = [COLORS["true"], COLORS["false"], COLORS["uncertain"]]
-    states = []
-    for upper, lower in pairs:
-        s = _counts(p, y, upper, lower)
-        t = f"{title}: {upper:g}/{lower:g}, uncertain {s['n_uncertain']} ({s['pct_uncertain']:.2f} %)"
-        if y is not None:
-            t += f", false {s['n_false']}"
-        if n_dataset is not None:
-            t += f", workload {annotation_workload(n_dataset, n_training_stage, s['n_uncertain']):.2f} %"
-        states.append((s, t))
-
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6],
-                        subplot_titles=("predictions", "mean probability"))
-    s0, t0 = states[0]
-    for (name, key), colour in zip(kinds, colours):
-        fig.add_trace(go.Bar(x=[name], y=[s0[key]], name=name, marker_color=colour, text=[s0[key]],
-                             textposition="outside", showlegend=False), row=1, col=1)
-    xbins = dict(start=0, end=1 + 1e-9, size=0.02)
-    if y is None:
-        fig.add_trace(go.Histogram(x=p, xbins=xbins, name="all", marker_color=COLORS["ours"]), row=1, col=2)
-    else:
-        for c, name in ((0, "negative"), (1, "positive")):
-            fig.add_trace(go.Histogram(x=p[y == c], xbins=xbins, name=name, opacity=0.7,
-                                       marker_color=COLORS[name]), row=1, col=2)
-
-    def lines(upper, lower):
-        return [dict(type="line", xref="x2", yref="y2 domain", x0=v, x1=v, y0=0, y1=1,
-                     line=dict(dash="dash", color="black")) for v in (upper, lower)]
-
-    steps = []
-    for (upper, lower), (s, t) in zip(pairs, states):
-        ys = [[s[key]] for _, key in kinds]
-        steps.append(dict(method="update", label=f"{upper:g}/{lower:g}",
-                          args=[{"y": ys, "text": ys}, {"title.text": t, "shapes": lines(upper, lower)},
-                                [0, 1, 2]]))
-    fig.update_layout(title=t0, shapes=lines(*pairs[0]), barmode="overlay", height=480,
-                      sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="upper/lower: "),
-                                    pad=dict(t=50))])
-    fig.update_yaxes(title_text="images", row=1, col=1)
-    fig.update_yaxes(title_text="images", type="log", row=1, col=2)
-    fig.update_xaxes(title_text="probability", range=[0, 1], row=1, col=2)
-    return fig
 
 
 def _live_frontend() -> bool:
