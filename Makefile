@@ -10,7 +10,7 @@ TORCH  := torch==2.14.1 torchvision==0.29.1
 DATA   ?= data/synthetic
 PROFILE ?= demo
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test test-fast bench clean
 
 venv: $(VENV)/.installed
 
@@ -28,6 +28,10 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -q
+
+# everything but the end-to-end runs marked slow (notebooks, training): minutes, not an hour
+test-fast: venv
+	$(PY) -m pytest -q -m "not slow"
 
 bench: venv
 	$(PY) bench/preprocess.py

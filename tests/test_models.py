@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import math
+import socket
+import urllib.request
 
 import pytest
 import torch
 import torchvision
 from torch import nn
 
-from pe_utils.learn.models import (build_classifier, count_parameters, load_weights, make_head,
-                             set_backbone_trainable)
+from pe_utils.learn.models import (ARCHS, build_classifier, count_parameters, load_weights, make_head,
+                                   set_backbone_trainable)
 
 
 @pytest.fixture
@@ -82,12 +84,34 @@ def test_frozen_backbone_gets_no_gradient_and_keeps_bn_statistics(model):
     assert model.backbone.training and all(p.requires_grad for p in model.parameters())
 
 
-def test_no_weights_are_downloaded(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("download attempted")
+@pytest.fixture
+def no_network(monkeypatch, tmp_path):
+    """Every way a torchvision weight download goes out fails, and the hub cache is empty.
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
-    build_classifier("resnet18")
+    torchvision binds ``load_state_dict_from_url`` at import, so patching that name would
+    miss a real download; the download itself (``torch.hub.download_url_to_file``), the URL
+    openers and the socket are looked up at call time. An empty hub folder makes sure an
+    earlier download cannot be served from the cache instead of failing here.
+    """
+    calls = []
+
+    def refuse(*args, **kwargs):
+        calls.append(args[:1])
+        raise AssertionError(f"network access attempted: {args[:1]}")
+
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    monkeypatch.setattr(torch.hub, "urlopen", refuse)  # torch.hub's own binding
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return calls
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_no_weights_are_downloaded(no_network, arch):
+    build_classifier(arch)
+    assert no_network == []  # also when a caller swallowed the AssertionError
 
 
 def test_load_full_state_dict(model, tmp_path):

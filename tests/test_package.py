@@ -1,6 +1,7 @@
 """The package's public surface: every re-exported name resolves, lazily."""
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
@@ -22,6 +23,36 @@ def test_unknown_name_raises():
 def test_import_is_cheap():
     # the CLI and preprocessing workers import pe_utils; torch must not come with it
     code = "import sys, pe_utils, pe_utils.__main__; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+#: wings whose EXPORTS are notebook API, re-exported by ``pe_utils`` (batch is a command)
+NOTEBOOK_WINGS = tuple(w for w in pe_utils.WINGS if w != "batch")
+
+
+@pytest.mark.parametrize("wing", NOTEBOOK_WINGS)
+def test_every_wing_export_is_in_the_top_level_all(wing):
+    exports = importlib.import_module(f"pe_utils.{wing}").EXPORTS
+    names = [n for names in exports.values() for n in names]
+    assert sorted(set(names) - set(pe_utils.__all__)) == []
+    wing_all = importlib.import_module(f"pe_utils.{wing}").__all__
+    assert sorted(wing_all) == sorted(names)  # the wing re-exports the same names itself
+
+
+def test_top_level_all_holds_nothing_else():
+    wing_names = {n for w in NOTEBOOK_WINGS
+                  for names in importlib.import_module(f"pe_utils.{w}").EXPORTS.values() for n in names}
+    top = {n for names in pe_utils._TOP.values() for n in names}
+    assert set(pe_utils.__all__) == wing_names | top
+
+
+@pytest.mark.parametrize("module", ["pe_utils", *[f"pe_utils.{w}" for w in pe_utils.WINGS],
+                                    "pe_utils.report.schema"])
+def test_importing_a_wing_does_not_import_torch(module):
+    # a wing package is a list of names; torch comes only with a module that needs it.
+    # report.schema too: the batch index reads its INDEX_FIGURES without a model in sight
+    code = f"import sys, {module}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -6,13 +6,12 @@ is missing too): the documentation cannot drift from what runs write.
 """
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
 import pandas as pd
+
+from ..io import read_json, write_json
 
 #: Case1 (and later Case3) keys: name -> meaning. Percentages are 0-100.
 CASE1_KEYS: dict[str, str] = {
@@ -75,20 +74,17 @@ SCHEMAS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "preprocessing": (PREPROCESSING_KEYS, ()),
 }
 
-
-def _plain(value: Any) -> Any:
-    """numpy / pandas scalars and arrays to JSON-ready Python; NaN and inf to None."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, pd.DataFrame):
-        return [_plain(r) for r in value.to_dict(orient="records")]
-    if isinstance(value, (list, tuple, np.ndarray, pd.Series)):
-        return [_plain(v) for v in list(value)]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+#: metrics.json keys the batch index shows as columns, in this order (when any run has them):
+#: key -> column label. Every key is documented in a schema above (tests/test_schema.py).
+INDEX_FIGURES: dict[str, str] = {
+    "auc": "AUC",
+    "f1": "F1",
+    "accuracy": "accuracy",
+    "oracle_workload_pct": "workload % (oracle)",
+    "practical_workload_pct": "workload % (practical)",
+    "conformal_workload_pct": "workload % (conformal)",
+    "n_images": "images",
+}
 
 
 def write_metrics(output_dir: str | Path, metrics: Mapping[str, Any], schema: str) -> Path:
@@ -103,19 +99,17 @@ def write_metrics(output_dir: str | Path, metrics: Mapping[str, Any], schema: st
         The path written.
 
     Raises:
-        ValueError: a key that the schema does not document, or a required key missing.
+        ValueError: an unknown schema, a key that the schema does not document, or a
+            required key missing (the message names them).
     """
+    if schema not in SCHEMAS:
+        raise ValueError(f"unknown metrics.json schema {schema!r}; choose one of {sorted(SCHEMAS)}")
     keys, required = SCHEMAS[schema]
     unknown = sorted(set(metrics) - set(keys))
     missing = [k for k in required if k not in metrics]
     if unknown or missing:
         raise ValueError(f"metrics.json ({schema}): undocumented keys {unknown}, missing keys {missing}")
-    path = Path(output_dir) / "metrics.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_plain(dict(metrics)), indent=2))
-    tmp.replace(path)
-    return path
+    return write_json(Path(output_dir) / "metrics.json", dict(metrics))
 
 
 def read_metrics(root: str | Path, notebook: str | None = None) -> pd.DataFrame:
@@ -127,10 +121,15 @@ def read_metrics(root: str | Path, notebook: str | None = None) -> pd.DataFrame:
 
     Returns:
         A DataFrame with the top-level keys as columns and ``path`` of each file.
+
+    Raises:
+        ValueError: a ``metrics.json`` that does not hold a JSON object.
     """
     rows = []
     for path in sorted(Path(root).rglob("metrics.json")):
-        data = json.loads(path.read_text())
+        data = read_json(path)
+        if data is None:  # written atomically, so this is not a half-written file: say so
+            raise ValueError(f"{path}: not a JSON object")
         if notebook is None or data.get("notebook") == notebook:
             rows.append({**data, "path": str(path)})
     return pd.DataFrame(rows)
