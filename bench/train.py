@@ -30,7 +30,10 @@ import torch
 from pe_utils.data.datasets import CacheDataset, make_loader, set_epoch
 from pe_utils.learn.losses import FocalLoss
 from pe_utils.learn.models import build_classifier
-from pe_utils.learn.train import build_optimizer, fit, pick_device, save_checkpoint, seed_everything
+from pe_utils.learn.checkpoint import save_checkpoint
+from pe_utils.evaluate.metrics import epoch_figures
+from pe_utils.learn.loop import fit
+from pe_utils.learn.setup import build_optimizer, pick_device, seed_everything
 from pe_utils.data.transforms import train_transform
 
 
@@ -126,7 +129,7 @@ def main(argv=None) -> int:
             bare.append(bare_loop(model, criterion, optimizer, batches, args.epochs, device))
             with Clock(device) as clock:
                 fit(model, criterion, optimizer, loader, None, args.epochs, device,
-                    checkpoint_dir=f"{tmp}/run{r}", progress=False)
+                    checkpoint_dir=f"{tmp}/run{r}", progress=False, figures=epoch_figures)
             fitted.append(clock)
             print(f"  repeat {r + 1}: bare {n_images / bare[-1].wall:7.1f} img/s wall "
                   f"({n_images / bare[-1].cpu:7.1f} CPU)   fit {n_images / fitted[-1].wall:7.1f} img/s wall "

@@ -29,7 +29,9 @@ def _all_exports() -> dict[str, tuple[str, ...]]:
         if wing == "batch":  # the runner is a command, not a notebook API
             continue
         for module, names in importlib.import_module(f".{wing}", __name__).EXPORTS.items():
-            exports[f"{wing}.{module}"] = names
+            # a name spelled like a wing (learn's ``evaluate``) would be shadowed by the wing
+            # itself once imported: it stays reachable from its wing (``pe_utils.learn.evaluate``)
+            exports[f"{wing}.{module}"] = tuple(n for n in names if n not in WINGS)
     return exports
 
 

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Subset, TensorDataset
 from pe_utils.evaluate.metrics import (
     batch_mean_f1,
     binary_metrics,
+    epoch_figures,
     f1_batch_upper_bound,
     positives_per_batch,
     youden_threshold,
@@ -122,6 +123,64 @@ def test_batch_mean_f1_is_zero_on_batches_without_positive():
     # the bound holds: a perfect classifier reaches exactly the bound
     assert batch_mean_f1(yt, yt) == pytest.approx(f1_batch_upper_bound([1, 0, 2]))
     assert math.isnan(batch_mean_f1([], []))
+
+
+def _naive_batch_mean_f1(y_batches, p_batches, threshold):
+    """The reference: one scikit-learn F1 per batch (0 where undefined), averaged."""
+    scores = [f1_score(np.asarray(y).astype(int), (np.asarray(p) >= threshold).astype(int),
+                       labels=[0, 1], zero_division=0) for y, p in zip(y_batches, p_batches, strict=True)]
+    return float(np.mean(scores))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("threshold", [0.2, 0.5, 0.8])
+def test_batch_mean_f1_matches_a_per_batch_sklearn_loop(seed, threshold):
+    rng = np.random.default_rng(seed)
+    # sizes 1 to 6; some batches all negative, some all predicted negative
+    ys = [rng.integers(0, 2, n) * (rng.random() < 0.7) for n in rng.integers(1, 7, 12)]
+    ps = [rng.random(len(y)) for y in ys]
+    expect = _naive_batch_mean_f1(ys, ps, threshold)
+    assert batch_mean_f1(ys, ps, threshold) == pytest.approx(expect, abs=1e-12)
+    # float labels (as the training loop keeps them) and generators give the same number
+    assert batch_mean_f1((y.astype(np.float32) for y in ys), iter(ps), threshold) == pytest.approx(expect, abs=1e-12)
+
+
+def test_batch_mean_f1_takes_hard_predictions():
+    rng = np.random.default_rng(3)
+    ys = [rng.integers(0, 2, 5) for _ in range(6)]
+    preds = [rng.integers(0, 2, 5) for _ in range(6)]
+    assert batch_mean_f1(ys, preds) == pytest.approx(_naive_batch_mean_f1(ys, preds, 0.5), abs=1e-12)
+
+
+@pytest.mark.parametrize("ys, ps", [([[0, 1]], [[0.1, 0.2], [0.3]]),   # batch counts differ
+                                    ([[0, 1]], [[0.1]]),               # a batch's lengths differ
+                                    ([[0, 2]], [[0.1, 0.2]])])         # labels other than 0/1
+def test_batch_mean_f1_rejects_bad_input(ys, ps):
+    with pytest.raises(ValueError):
+        batch_mean_f1(ys, ps)
+
+
+def test_epoch_figures_from_batches():
+    rng = np.random.default_rng(4)
+    ys = [rng.integers(0, 2, n).astype(np.float32) for n in (4, 4, 3)]
+    ys[1][:] = 0  # a batch without positive: the per-batch F1 is 0 there
+    ps = [rng.random(len(y)).astype(np.float32) for y in ys]
+    out = epoch_figures([{"probs": p, "labels": y} for p, y in zip(ps, ys)], threshold=0.4)
+    assert list(out) == ["tn", "fp", "fn", "tp", "accuracy", "precision", "recall", "f1", "auc",
+                         "f1_batch_mean", "f1_batch_bound"]
+    whole = binary_metrics(np.concatenate(ys), np.concatenate(ps), threshold=0.4)
+    assert all(out[k] == whole[k] for k in ("tn", "fp", "fn", "tp", "accuracy", "f1", "auc"))
+    assert out["f1_batch_mean"] == pytest.approx(_naive_batch_mean_f1(ys, ps, 0.4), abs=1e-12)
+    assert out["f1_batch_bound"] == pytest.approx(2 / 3)
+    # CPU tensors work as well as arrays
+    as_tensors = [{"probs": torch.from_numpy(p), "labels": torch.from_numpy(y)} for p, y in zip(ps, ys)]
+    assert epoch_figures(as_tensors, threshold=0.4) == out
+
+
+@pytest.mark.parametrize("outputs", [[], [{"probs": np.zeros(2)}], [{"loss": np.zeros(1)}]])
+def test_epoch_figures_needs_probs_and_labels(outputs):
+    with pytest.raises(ValueError):
+        epoch_figures(outputs)
 
 
 class _LabelledDataset(torch.utils.data.Dataset):

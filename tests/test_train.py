@@ -14,13 +14,19 @@ import pytest
 import torch
 from torch import nn
 
+from torch.utils.data import TensorDataset
+
 from pe_utils.data.datasets import CacheDataset, make_loader
+from pe_utils.data.transforms import train_transform
+from pe_utils.evaluate.metrics import epoch_figures
+from pe_utils.learn.checkpoint import load_checkpoint, rng_state, set_rng_state
+from pe_utils.learn.epochs import evaluate, predict, train_one_epoch
+from pe_utils.learn.loop import fit
 from pe_utils.learn.losses import FocalLoss
 from pe_utils.learn.models import build_classifier, set_backbone_trainable
-from pe_utils.learn.train import (StepDecayLR, build_optimizer, build_scheduler, evaluate, fit, iterations_for,
-                            load_checkpoint, pick_device, predict, rng_state, seed_everything,
-                            set_rng_state, train_one_epoch)
-from pe_utils.data.transforms import train_transform
+from pe_utils.learn.setup import (StepDecayLR, amp_dtype, autocast, build_optimizer, build_scheduler,
+                                  iterations_for, pick_device, seed_everything)
+from pe_utils.learn.steps import StepOutput, batch_len, supervised_step
 
 N_TRAIN, N_VAL, SIZE, BATCH = 12, 6, 32, 4
 TIMING_KEYS = ("train_seconds", "val_seconds")
@@ -74,7 +80,7 @@ def run_fit(ckpt_dir, epochs=3, seed=0, resume=False, on_epoch_end=None, schedul
     model, criterion, optimizer, scheduler, train_loader, val_loader = make_run(seed, schedule=schedule, **ds_kwargs)
     history = fit(model, criterion, optimizer, train_loader, val_loader, epochs, "cpu", scheduler=scheduler,
                   checkpoint_dir=ckpt_dir, resume=resume, config={"seed": 0, "size": (SIZE, SIZE)},
-                  progress=False, on_epoch_end=on_epoch_end)
+                  progress=False, on_epoch_end=on_epoch_end, figures=epoch_figures)
     return model, history
 
 
@@ -185,7 +191,8 @@ def test_iteration_schedule_steps_per_batch_epoch_schedule_per_epoch(tmp_path):
 def test_train_one_epoch_leaves_epoch_scheduler_to_the_caller():
     model, criterion, optimizer, scheduler, train_loader, _ = make_run()
     with one_thread():
-        out = train_one_epoch(model, criterion, optimizer, train_loader, "cpu", scheduler=scheduler)
+        out = train_one_epoch(model, criterion, optimizer, train_loader, "cpu", scheduler=scheduler,
+                              figures=epoch_figures)
     assert optimizer.param_groups[0]["lr"] == 0.01 and out["n"] == N_TRAIN
     assert math.isfinite(out["loss"]) and 0 <= out["accuracy"] <= 1
 
@@ -256,7 +263,7 @@ def test_auc_is_nan_with_one_class(straight):
     model, _, _ = straight
     images = np.zeros((4, 8, 8), np.uint8)
     loader = make_loader(CacheDataset(images, np.zeros(4), None), 2, shuffle=False, seed=0)
-    out = evaluate(model, FocalLoss(), loader, "cpu")
+    out = evaluate(model, FocalLoss(), loader, "cpu", figures=epoch_figures)
     assert math.isnan(out["auc"]) and out["f1_batch_bound"] == 0.0
 
 
@@ -275,6 +282,14 @@ def test_fit_argument_errors():
         fit(model, criterion, optimizer, train_loader, val_loader, 1, "cpu", resume=True, progress=False)
     with pytest.raises(ValueError):
         fit(model, criterion, optimizer, train_loader, val_loader, 1, "cpu", best_metric="f1", progress=False)
+
+
+def test_best_metric_the_figures_do_not_give_raises_before_any_checkpoint(tmp_path):
+    model, criterion, optimizer, _, train_loader, val_loader = make_run()
+    with one_thread(), pytest.raises(ValueError, match="val_auc"):
+        fit(model, criterion, optimizer, train_loader, val_loader, 1, "cpu", best_metric="val_auc",
+            checkpoint_dir=tmp_path, progress=False)  # figures=None: loss and n only
+    assert not (tmp_path / "last.pt").exists()
 
 
 # --------------------------------------------------------------------------- determinism and resume
@@ -370,27 +385,137 @@ def test_resume_with_another_config_starts_afresh(straight, tmp_path):
     assert len(history) == 1 and load_checkpoint(tmp_path / "last.pt")["config"]["lr"] == 0.1
 
 
-def test_batch_mean_f1_equals_the_metrics_module():
-    from pe_utils.evaluate.metrics import batch_mean_f1
-    from pe_utils.learn.train import _batch_mean_f1
-
-    rng = np.random.default_rng(0)
-    ys = [rng.integers(0, 2, n) * (rng.random() < 0.7) for n in (4, 4, 3, 1, 4)]  # some all-negative
-    ps = [rng.random(len(y)) for y in ys]
-    expect = batch_mean_f1(ys, [(p >= 0.4).astype(int) for p in ps])
-    assert _batch_mean_f1(ys, ps, 0.4) == pytest.approx(expect, abs=1e-12)
-
-
 def test_fp16_autocast_path_saves_and_restores_the_grad_scaler(tmp_path):
     """The CUDA fp16 path (autocast + GradScaler) exercised on CPU (slow there: one epoch)."""
     with one_thread():
         model, criterion, optimizer, scheduler, train_loader, val_loader = make_run()
         history = fit(model, criterion, optimizer, train_loader, val_loader, 1, "cpu", scheduler=scheduler,
-                      checkpoint_dir=tmp_path, progress=False, amp="fp16")
+                      checkpoint_dir=tmp_path, progress=False, amp="fp16", figures=epoch_figures)
         assert load_checkpoint(tmp_path / "last.pt")["scaler"]["scale"] > 0
         assert math.isfinite(history[-1]["train_loss"])
         model, criterion, optimizer, scheduler, train_loader, val_loader = make_run()
         with pytest.warns(UserWarning, match="nothing to train"):  # resume loads the scaler's state
             resumed = fit(model, criterion, optimizer, train_loader, val_loader, 1, "cpu", scheduler=scheduler,
-                          checkpoint_dir=tmp_path, resume=True, progress=False, amp="fp16")
+                          checkpoint_dir=tmp_path, resume=True, progress=False, amp="fp16",
+                          figures=epoch_figures)
     assert same_history(resumed, history)
+
+
+# --------------------------------------------------------------------------- precision and steps
+@pytest.mark.parametrize("amp, expected", [("auto", None), (True, None), (False, None), (None, None),
+                                           ("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_amp_dtype_on_cpu(amp, expected):
+    assert amp_dtype("cpu", amp) is expected
+
+
+def test_amp_dtype_rejects_an_unknown_setting():
+    with pytest.raises(ValueError, match="amp must be"):
+        amp_dtype("cpu", "fp8")
+
+
+def test_autocast_enters_the_dtype_or_nothing():
+    a = torch.ones(2, 2)
+    with autocast("cpu", torch.bfloat16):
+        assert (a @ a).dtype == torch.bfloat16
+    with autocast("cpu", None):
+        assert (a @ a).dtype == torch.float32
+
+
+def test_supervised_step_output():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 1), nn.Flatten(0))  # logits (B,)
+    x, y = torch.randn(3, 1, 2, 2), torch.tensor([0, 1, 1])
+    out = supervised_step(model, (x, y), FocalLoss(), torch.device("cpu"), None)
+    assert isinstance(out, StepOutput) and out.n == 3 and out.loss.requires_grad
+    assert set(out.outputs) == {"probs", "labels"}
+    assert torch.allclose(out.outputs["probs"], torch.sigmoid(model(x)))
+    assert out.outputs["labels"].tolist() == [0.0, 1.0, 1.0] and not out.outputs["probs"].requires_grad
+    assert supervised_step(model, (x, y), None, torch.device("cpu"), None).loss is None
+    with pytest.raises(ValueError, match="needs"):
+        supervised_step(model, x, FocalLoss(), torch.device("cpu"), None)
+
+
+def test_batch_len():
+    x = torch.zeros(5, 2)
+    assert batch_len(x) == batch_len((x, torch.zeros(5))) == batch_len([(x, x)]) == batch_len({"a": x}) == 5
+    with pytest.raises(TypeError):
+        batch_len(("not", "tensors"))
+
+
+def test_without_figures_an_epoch_gives_loss_and_n_only():
+    model, criterion, optimizer, _, train_loader, val_loader = make_run()
+    with one_thread():
+        out = train_one_epoch(model, criterion, optimizer, train_loader, "cpu")
+        val = evaluate(model, criterion, val_loader, "cpu")
+    assert set(out) == {"loss", "n", "lr_end", "skipped"} and out["n"] == N_TRAIN
+    assert set(val) == {"loss", "n", "probs", "labels"} and val["probs"].shape == (N_VAL,)
+
+
+# --------------------------------------------------------------------------- the loop is not binary-only
+class TinyAutoencoder(nn.Module):
+    """Two layers and dropout (so that resume must restore the RNG)."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder, self.drop, self.decoder = nn.Linear(8, 3), nn.Dropout(0.3), nn.Linear(3, 8)
+
+    def forward(self, x):
+        return self.decoder(self.drop(torch.relu(self.encoder(x))))
+
+
+def autoencoder_step(model, batch, criterion, device, dtype):
+    """``(view1, view2)`` batches without labels: reconstruct view2 from view1 (MSE)."""
+    view1, view2 = (v.to(device) for v in batch)                # (B, 8) each
+    with autocast(device, dtype):
+        recon = model(view1)
+    error = ((recon.float() - view2) ** 2).mean(dim=1)           # (B,)
+    loss = criterion(recon.float(), view2) if criterion is not None else None
+    return StepOutput(loss=loss, n=view1.shape[0], outputs={"error": error.detach()})
+
+
+def toy_fit(ckpt_dir, epochs=3, seed=0, resume=False, on_epoch_end=None, **kwargs):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(20, 8, generator=g)
+    view1, view2 = x + 0.1 * torch.randn(20, 8, generator=g), x + 0.1 * torch.randn(20, 8, generator=g)
+    train_loader = make_loader(TensorDataset(view1[:14], view2[:14]), 4, shuffle=True, seed=0)
+    val_loader = make_loader(TensorDataset(view1[14:], view2[14:]), 4, shuffle=False, seed=0)
+    seed_everything(seed)
+    model = TinyAutoencoder()
+    optimizer = build_optimizer(model, "adam", lr=0.01)
+    scheduler = build_scheduler(optimizer, step=2, gamma=0.5)
+    history = fit(model, nn.MSELoss(), optimizer, train_loader, val_loader, epochs, "cpu", scheduler=scheduler,
+                  checkpoint_dir=ckpt_dir, resume=resume, config={"toy": True}, progress=False,
+                  on_epoch_end=on_epoch_end, step=autoencoder_step, **kwargs)
+    return model, history, val_loader
+
+
+def test_fit_with_a_custom_step_checkpoints_and_resumes(tmp_path):
+    model, history, _ = toy_fit(tmp_path / "straight")
+    assert set(history[0]) == {"epoch", "lr", "train_loss", "train_n", "train_lr_end", "train_skipped",
+                               "val_loss", "val_n", *TIMING_KEYS}
+    assert [r["train_n"] for r in history] == [14] * 3 and history[-1]["train_loss"] < history[0]["train_loss"]
+    best = load_checkpoint(tmp_path / "straight" / "best.pt")["best"]
+    # no AUC among the figures: best.pt follows the validation loss, lower is better
+    assert best["metric"] == "val_loss" and best["value"] == min(r["val_loss"] for r in history)
+
+    def crash_after_first(record):
+        if record["epoch"] == 1:
+            raise Crash
+
+    with pytest.raises(Crash):
+        toy_fit(tmp_path / "resumed", on_epoch_end=crash_after_first)
+    resumed, resumed_history, _ = toy_fit(tmp_path / "resumed", seed=99, resume=True)
+    assert_same_weights(model, resumed)
+    assert same_history(history, resumed_history)
+
+
+def test_custom_figures_and_a_higher_is_better_best_metric(tmp_path):
+    def figures(outputs, threshold):
+        return {"neg_mse": -float(np.concatenate([o["error"] for o in outputs]).mean())}
+
+    model, history, val_loader = toy_fit(tmp_path, figures=figures, best_metric="val_neg_mse")
+    assert all({"train_neg_mse", "val_neg_mse"} <= set(r) for r in history)
+    best = load_checkpoint(tmp_path / "best.pt")["best"]
+    assert best["value"] == max(r["val_neg_mse"] for r in history)
+    out = evaluate(model, nn.MSELoss(), val_loader, "cpu", step=autoencoder_step, figures=figures)
+    assert out["error"].shape == (6,) and out["neg_mse"] == pytest.approx(-out["error"].mean())
