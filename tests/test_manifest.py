@@ -1,15 +1,23 @@
-"""Tests for pe_utils.manifest: thesis subsets from a train.csv, sha256 verification."""
+"""Tests for pe_utils.data.manifest: thesis subsets from a train.csv, sha256 verification, and
+the phantom's manifest (UIDs and labels exact, pixels within a tolerance)."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pydicom
 import pytest
 
+from pe_utils.data.fingerprint import COLUMN as FINGERPRINT
+from pe_utils.data.fingerprint import TOLERANCE_HU
 from pe_utils.data.manifest import (COLUMNS, build_manifest, load_spec, main, manifest_from_dir,
-                               read_manifest, select_groups, verify_manifest, write_manifest)
+                                    read_manifest, read_summary, verify_manifest, write_manifest)
+from pe_utils.phantom.synthetic import MARKER
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ("dataset1", "dataset2", "case2_test")
@@ -109,15 +117,6 @@ def test_build_fails_clearly_when_train_csv_is_too_small():
         build_manifest(fake_train_csv(n_series=20), load_spec("dataset2"), seed=0)
 
 
-def test_select_groups_hits_targets_and_handles_images_only():
-    rng = np.random.default_rng(0)
-    size = rng.integers(5, 50, 200)
-    pos = rng.binomial(size, 0.2)
-    chosen = select_groups(size, pos, 1000, 200, seed=0)
-    assert (size[chosen].sum(), pos[chosen].sum()) == (1000, 200)
-    assert size[select_groups(size, pos, 777, None, seed=1)].sum() == 777
-
-
 @pytest.fixture()
 def rsna_root(tmp_path):
     """A tiny RSNA-layout folder: train.csv and a few fake .dcm files (random bytes)."""
@@ -193,13 +192,136 @@ def test_write_and_read_keep_empty_sha256(tmp_path):
     pd.testing.assert_frame_equal(back, manifest, check_dtype=False)
 
 
+def test_build_finds_a_packaged_spec_from_any_folder(tmp_path):
+    """``--spec dataset1`` names a spec inside the package, not a file of the current folder."""
+    fake_train_csv(n_series=250, seed=2).to_csv(tmp_path / "train.csv", index=False)
+    proc = subprocess.run([sys.executable, "-m", "pe_utils", "manifest", "build", "--train-csv",
+                           "train.csv", "--spec", "dataset1", "--out", "m/d1.csv"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads((tmp_path / "m" / "d1.json").read_text())["spec"] == "dataset1"
+    assert len(read_manifest(tmp_path / "m" / "d1.csv")) == pytest.approx(15556, rel=0.005)
+
+
+# ----------------------------------------------------------------------------- the phantom's manifest
+@pytest.fixture()
+def phantom(synth_root, tmp_path):
+    """A copy of the session's phantom (6 x 12 slices) and its manifest made by ``from-dir``."""
+    root = tmp_path / "phantom"
+    shutil.copytree(synth_root, root)
+    out = tmp_path / "m" / "phantom.csv"
+    assert main(["from-dir", "--rsna-root", str(root), "--out", str(out)]) == 0
+    return root, out
+
+
+def _rewrite_pixels(path: Path, change) -> None:
+    """Apply ``change`` to the stored values of an uncompressed file and save it (new bytes)."""
+    ds = pydicom.dcmread(path)
+    arr = ds.pixel_array.copy()
+    change(arr)
+    ds.PixelData = arr.astype(np.int16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+def _uncompressed(root: Path, manifest: pd.DataFrame) -> list[str]:
+    return [rel for rel in manifest["path"] if pydicom.dcmread(root / rel, stop_before_pixels=True)
+            .file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian]
+
+
+def test_a_phantom_manifest_declares_its_kind_generator_and_tolerance(phantom):
+    from pe_utils.phantom import GENERATOR_VERSION
+
+    root, out = phantom
+    summary, manifest = read_summary(out), read_manifest(out)
+    assert summary["kind"] == "phantom" and summary["generator"]["version"] == GENERATOR_VERSION
+    assert summary["pixel_check"]["tolerance_hu"] == TOLERANCE_HU
+    assert summary["generator"]["arguments"]["patients"] == 6
+    assert (manifest[FINGERPRINT].str.split().str.len() == 64).all()
+    assert verify_manifest(manifest, root, pixel_tolerance_hu=TOLERANCE_HU).empty
+
+
+def test_phantom_files_with_a_few_values_off_by_one_still_verify(phantom, capsys):
+    # (a) what another CPU does: a few stored values differ by one, so the bytes differ
+    root, out = phantom
+    manifest = read_manifest(out)
+    rel = _uncompressed(root, manifest)[0]
+    before = (root / rel).read_bytes()
+
+    def flip(arr):
+        for k, (y, x) in enumerate([(256, 256), (200, 300), (300, 180), (260, 250), (100, 256)]):
+            arr[y, x] += 1 if k % 2 else -1
+    _rewrite_pixels(root / rel, flip)
+    assert (root / rel).read_bytes() != before
+    problems = verify_manifest(manifest, root, pixel_tolerance_hu=TOLERANCE_HU)
+    assert problems.empty and problems.attrs["within_tolerance"] == 1
+    capsys.readouterr()
+    assert main(["verify", "--manifest", str(out), "--rsna-root", str(root)]) == 0
+    assert "1 with other bytes but pixels within tolerance" in capsys.readouterr().out
+    # (c) without a declared tolerance (real data) the same change is a failure
+    assert verify_manifest(manifest, root).values.tolist() == [[rel, "sha256 mismatch"]]
+
+
+def test_phantom_files_with_changed_pixels_uids_or_labels_fail(phantom, capsys):
+    # (b) a real change of the image: a 20 x 20 patch 100 HU brighter
+    root, out = phantom
+    manifest = read_manifest(out)
+    patched, renamed = _uncompressed(root, manifest)[:2]
+
+    def patch(arr):
+        arr[250:270, 250:270] += 100
+    _rewrite_pixels(root / patched, patch)
+    ds = pydicom.dcmread(root / renamed)  # same pixels, another SOPInstanceUID in the header
+    uid = ds.SOPInstanceUID[:-1] + ("2" if ds.SOPInstanceUID[-1] == "1" else "1")
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid
+    ds.save_as(root / renamed, enforce_file_format=True)
+    train = pd.read_csv(root / "train.csv", dtype=str)
+    train.loc[5, "pe_present_on_image"] = str(1 - int(train.loc[5, "pe_present_on_image"]))
+    train.to_csv(root / "train.csv", index=False)
+    relabelled = manifest.loc[manifest["SOPInstanceUID"] == train.loc[5, "SOPInstanceUID"], "path"].item()
+
+    problems = verify_manifest(manifest, root, pixel_tolerance_hu=TOLERANCE_HU)
+    assert sorted(problems.itertuples(index=False, name=None)) == sorted(
+        [(patched, "pixel data differs beyond tolerance"), (renamed, "UIDs differ from manifest"),
+         (relabelled, "label differs from train.csv")])
+    capsys.readouterr()
+    assert main(["verify", "--manifest", str(out), "--rsna-root", str(root)]) == 1
+    assert "pixel data differs beyond tolerance: " + patched in capsys.readouterr().out
+
+
+def test_a_real_data_manifest_fails_on_any_changed_byte(phantom, tmp_path):
+    # (c) the same folder without the phantom's marker is real data: sha256, no tolerance
+    root, _ = phantom
+    (root / MARKER).unlink()
+    out = tmp_path / "real.csv"
+    assert main(["from-dir", "--rsna-root", str(root), "--out", str(out)]) == 0
+    manifest = read_manifest(out)
+    assert read_summary(out)["kind"] == "real" and FINGERPRINT not in manifest.columns
+    rel = _uncompressed(root, manifest)[0]
+
+    def flip(arr):
+        arr[256, 256] += 1
+    _rewrite_pixels(root / rel, flip)
+    assert main(["verify", "--manifest", str(out), "--rsna-root", str(root)]) == 1
+    # a tolerance cannot rescue a file the manifest holds no fingerprint for
+    problems = verify_manifest(manifest, root, pixel_tolerance_hu=TOLERANCE_HU)
+    assert problems.values.tolist() == [[rel, "sha256 mismatch"]]
+
+
 @pytest.mark.slow
 def test_regenerated_demo_phantom_verifies_against_the_committed_manifest(tmp_path):
-    """The phantom is deterministic: `synth --patients 40 --slices-per-patient 40
-    --positive-fraction 0.5 --seed 0` rebuilds data_manifest/synthetic_demo.csv byte for byte."""
+    """`synth --patients 40 --slices-per-patient 40 --positive-fraction 0.5 --seed 0` rebuilds
+    data_manifest/synthetic_demo.csv: the same UIDs and labels, and every file either the same
+    bytes or the same pixels within the manifest's tolerance (last-bit differences between CPUs)."""
+    from pe_utils.phantom import GENERATOR_VERSION, generate
+
     committed = ROOT / "data_manifest" / "synthetic_demo.csv"
-    generate = pytest.importorskip("pe_utils.phantom.synthetic").generate
-    generate(tmp_path, patients=40, slices_per_patient=40, positive_fraction=0.5, seed=0)
-    problems = verify_manifest(read_manifest(committed), tmp_path)
+    summary = read_summary(committed)
+    assert summary["kind"] == "phantom"
+    assert summary["generator"]["version"] == GENERATOR_VERSION, \
+        "the phantom generator changed version: regenerate data_manifest/synthetic_demo.csv"
+    generate(tmp_path, patients=40, slices_per_patient=40, positive_fraction=0.5, seed=0, workers=2)
+    manifest = read_manifest(committed)
+    problems = verify_manifest(manifest, tmp_path, pixel_tolerance_hu=summary["pixel_check"]["tolerance_hu"])
     assert problems.empty, problems.head(20).to_string()
-    assert len(read_manifest(committed)) == len(pd.read_csv(tmp_path / "train.csv"))
+    train = pd.read_csv(tmp_path / "train.csv", dtype=str)
+    assert sorted(train["SOPInstanceUID"]) == sorted(manifest["SOPInstanceUID"])

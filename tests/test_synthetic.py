@@ -1,4 +1,5 @@
-"""The synthetic CTPA phantom: RSNA layout, readable DICOM, plausible HU, honest labels."""
+"""The synthetic CTPA phantom (pe_utils.phantom): RSNA layout, readable DICOM, plausible HU,
+honest labels, the same bytes for the same seed."""
 from __future__ import annotations
 
 import csv
@@ -8,8 +9,11 @@ import numpy as np
 import pydicom
 import pytest
 
-from pe_utils.phantom import synthetic
-from pe_utils.phantom.synthetic import EXAM_COLUMNS, RSNA_COLUMNS, generate, make_patient
+import pe_utils.phantom
+from pe_utils.phantom import synthetic, writer
+from pe_utils.phantom.render import make_patient
+from pe_utils.phantom.synthetic import GENERATOR_VERSION, generate, read_marker
+from pe_utils.phantom.writer import EXAM_COLUMNS, RSNA_COLUMNS
 
 RLE, J2K, RAW = "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.1"
 PATIENTS, SLICES = 4, 8
@@ -120,7 +124,7 @@ def test_vessels_and_clots_have_their_hu_where_rendered(phantom, series):
     positives, _ = synthetic.assign(PATIENTS, 0.5, 0.75, 0)
     for index in range(PATIENTS):
         plan, rendered = make_patient(0, index, index in positives, SLICES)
-        study = synthetic._uid(0, index, "study")
+        study = writer.make_uid(0, index, "study")
         files = np.stack([ds.pixel_array for ds, _ in series[study]])[::-1]  # ascending z
         np.testing.assert_array_equal(files, rendered.stored)  # the masks describe the files
         hu = rendered.stored.astype(float) - 1024
@@ -173,7 +177,7 @@ def test_identity_fields_are_present_and_fake(series):
     names = set()
     for slices in series.values():
         for ds, _ in slices:
-            assert ds.InstitutionName == synthetic.INSTITUTION
+            assert ds.InstitutionName == writer.INSTITUTION
             assert str(ds.PatientID).startswith("PHX-")
             assert len(ds.PatientBirthDate) == 8 and len(ds.StudyDate) == 8
             names.add(str(ds.PatientName))
@@ -206,6 +210,7 @@ def test_rerun_replaces_a_phantom_but_refuses_other_data(tmp_path):
     generate(tmp_path / "p", 1, 2, compressed_fraction=0)
     generate(tmp_path / "p", 1, 3, compressed_fraction=0)
     assert len(list((tmp_path / "p").glob("train/*/*/*.dcm"))) == 3
+    assert len(_rows(tmp_path / "p")) == 3
     (tmp_path / "real" / "train").mkdir(parents=True)
     with pytest.raises(FileExistsError):
         generate(tmp_path / "real", 1, 2)
@@ -218,3 +223,22 @@ def test_difficulty_shrinks_the_clots():
         areas = [make_patient(3, i, True, 8, difficulty=d)[1].defect_mm2 for i in range(3)]
         return np.mean([a[a > 0].mean() for a in areas])
     assert mean_area(0.0) > mean_area(1.0)
+
+
+def test_the_marker_records_the_generator_version_and_arguments(phantom, tmp_path):
+    marker = read_marker(phantom)
+    assert marker["generator_version"] == GENERATOR_VERSION
+    assert marker["arguments"] == dict(patients=PATIENTS, slices_per_patient=SLICES,
+                                       positive_fraction=0.5, seed=0, difficulty=0.3,
+                                       compressed_fraction=0.75)
+    assert read_marker(tmp_path) is None  # no phantom here
+    (tmp_path / synthetic.MARKER).write_text("written by an older phantom\n")
+    assert read_marker(tmp_path) == {"generator_version": None}
+
+
+def test_the_phantom_package_exports_resolve():
+    for module, names in pe_utils.phantom.EXPORTS.items():
+        for name in names:
+            assert getattr(pe_utils.phantom, name) is getattr(
+                __import__(f"pe_utils.phantom.{module}", fromlist=[name]), name)
+    assert pe_utils.phantom.generate is generate and pe_utils.phantom.make_patient is make_patient

@@ -15,6 +15,8 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "cache": ("load_cache",),
     "preprocess": ("preprocess",),
     "manifest": ("build_manifest", "verify_manifest", "read_manifest", "load_spec"),
+    "selection": ("select_groups",),
+    "fingerprint": ("fingerprint_file", "compare_fingerprints", "pixel_tolerance"),
     "splits": ("parse_rate", "case1_split", "patient_split", "train_fraction_subset", "resample",
                "periodic_mask", "TRAIN_FRACTIONS"),
     "datasets": ("CacheDataset", "make_loader", "set_epoch"),

@@ -1,31 +1,36 @@
-"""Data manifests: which RSNA images an experiment uses, picked from a ``train.csv``, checked by sha256.
+"""Data manifests: which RSNA images an experiment uses, picked from a ``train.csv``, checked on disk.
 
 The thesis gives only the sizes of its subsets (Dataset1, Dataset2, the Case2 test set;
-specs in ``data_manifest/specs/*.json``), not which studies it took. :func:`build_manifest`
-picks whole patients from a user's ``train.csv``, deterministically by seed, to hit a
-spec's image count and positive count; :func:`verify_manifest` checks a local copy of the
-files against the manifest's sha256. Nothing is ever downloaded here.
+specs in ``pe_utils/data/specs/*.json``), not which studies it took. :func:`build_manifest`
+picks patients from a user's ``train.csv``, deterministically by seed, to hit a spec's image
+count and positive count (:mod:`pe_utils.data.selection`); :func:`verify_manifest` checks a
+local copy of the files. Nothing is ever downloaded here.
 
-A manifest is a CSV with :data:`COLUMNS`; a JSON summary (achieved counts, seed, spec)
-is written beside it. ``python -m pe_utils manifest {build,verify,from-dir} --help``.
+A manifest is a CSV with :data:`COLUMNS`; a JSON summary (achieved counts, seed, spec, kind)
+is written beside it. Real data are checked by sha256, byte for byte. A manifest of the
+phantom (``kind: "phantom"``, made by ``from-dir`` on a folder the phantom wrote) also holds
+a pixel fingerprint per file and declares a tolerance: a regenerated file whose bytes differ
+still passes when its UIDs and label are the same and its pixels lie within the tolerance
+(why: :mod:`pe_utils.data.fingerprint`). ``python -m pe_utils manifest {build,verify,from-dir} --help``.
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from pandas.util import hash_array
 
+from ..io import atomic_open, read_json, sha256_file, write_json
+from .fingerprint import COLUMN as FINGERPRINT
+from .fingerprint import check_pixels, fingerprint_file, phantom_summary, pixel_tolerance
+from .selection import PATIENT, pick_partial_patients, pick_whole_patients
+
+#: every manifest's columns; a phantom's adds FINGERPRINT (:mod:`pe_utils.data.fingerprint`)
 COLUMNS = ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "path",
            "pe_present_on_image", "sha256"]
-#: RSNA has one study per patient, so the study is the patient key (4.1.1)
-PATIENT = "StudyInstanceUID"
 #: the thesis's subset specs ship inside the package, so ``--spec dataset1`` works from any folder
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
 
@@ -41,73 +46,6 @@ def load_spec(spec: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
-def select_groups(n_images: np.ndarray, n_positive: np.ndarray, target_images: int,
-                  target_positive: int | None = None, seed: int = 0,
-                  max_rounds: int = 500) -> np.ndarray:
-    """Pick groups (patients) whose images and positives sum as close as possible to targets.
-
-    A seeded first-fit pass over the groups in random order, then best-improvement local
-    search (add one, drop one, or swap one chosen group for one left out) until no move
-    lowers ``|n - N| / N + |pos - P| / P``. Deterministic for a seed; a new seed gives
-    another start and mostly other groups.
-
-    Args:
-        n_images, n_positive: (G,) ints per group.
-        target_images, target_positive: the targets N and P (None: images only).
-        seed: the random order of the first pass (ties are broken in that order too).
-        max_rounds: cap on local-search moves.
-
-    Returns:
-        (G,) bool, True for chosen groups.
-    """
-    size = np.asarray(n_images, dtype=np.int64)
-    pos = np.asarray(n_positive, dtype=np.int64)
-    order = np.random.default_rng(seed).permutation(len(size))
-    size, pos = size[order], pos[order]  # work in seeded order so argmin ties follow the seed
-    w_n = 1.0 / max(target_images, 1)
-    w_p = 0.0 if target_positive is None else 1.0 / max(target_positive, 1)
-    tp = 0 if target_positive is None else target_positive
-
-    def loss(n, p):
-        return np.abs(n - target_images) * w_n + np.abs(p - tp) * w_p
-
-    chosen = np.zeros(len(size), dtype=bool)
-    n, p = 0, 0
-    for g in range(len(size)):
-        if loss(n + size[g], p + pos[g]) < loss(n, p):
-            chosen[g], n, p = True, n + size[g], p + pos[g]
-    for _ in range(max_rounds):
-        current = loss(n, p)
-        if current == 0:
-            break
-        inside, outside = np.flatnonzero(chosen), np.flatnonzero(~chosen)
-        moves = [(loss(n + size[outside], p + pos[outside]), outside, None),
-                 (loss(n - size[inside], p - pos[inside]), None, inside)]
-        if len(inside) and len(outside):
-            # swap matrix: rows = group dropped, columns = group added
-            swap = loss(n - size[inside][:, None] + size[outside][None, :],
-                        p - pos[inside][:, None] + pos[outside][None, :])
-            moves.append((swap.ravel(), outside, inside))
-        best_value, best = current, None
-        for values, add, drop in moves:
-            if len(values) and values.min() < best_value:
-                best_value, best = values.min(), (values.argmin(), add, drop)
-        if best is None:
-            break
-        k, add, drop = best
-        if add is not None and drop is not None:
-            i, j = divmod(k, len(add))
-            chosen[drop[i]], chosen[add[j]] = False, True
-        elif add is not None:
-            chosen[add[k]] = True
-        else:
-            chosen[drop[k]] = False
-        n, p = int(size[chosen].sum()), int(pos[chosen].sum())
-    result = np.zeros(len(size), dtype=bool)
-    result[order] = chosen
-    return result
-
-
 def read_train_csv(path: str | Path) -> pd.DataFrame:
     """The four columns of an RSNA ``train.csv`` a manifest needs, as strings and 0/1."""
     df = pd.read_csv(path, usecols=COLUMNS[:3] + ["pe_present_on_image"], dtype=str)
@@ -115,60 +53,10 @@ def read_train_csv(path: str | Path) -> pd.DataFrame:
     return df
 
 
-def _spread(counts: list[int], limits: list[int], target: int) -> list[int]:
-    """Move ``sum(counts)`` to ``target`` one unit per group in turn, within ``[0, limits]``."""
-    counts = list(counts)
-    while sum(counts) != target:
-        step = 1 if sum(counts) < target else -1
-        moved = False
-        for i in range(len(counts)):
-            if sum(counts) != target and 0 <= counts[i] + step <= limits[i]:
-                counts[i] += step
-                moved = True
-        if not moved:
-            break
-    return counts
-
-
-def _pick_whole(pool: pd.DataFrame, target_n: int, target_p: int, seed: int) -> pd.DataFrame:
-    """Every row of the patients :func:`select_groups` picks."""
-    groups = pool.groupby(PATIENT, sort=True)["pe_present_on_image"].agg(["size", "sum"])
-    chosen = select_groups(groups["size"].to_numpy(), groups["sum"].to_numpy(), target_n, target_p, seed)
-    return pool[pool[PATIENT].isin(groups.index[chosen])]
-
-
-def _pick_partial(pool: pd.DataFrame, caps: dict, target_n: int, target_p: int,
-                  seed: int) -> pd.DataFrame:
-    """A seeded sample of each picked patient's slices: at most ``caps[c]`` of class c each.
-
-    Each patient's slices of a class are ordered by a seeded hash of their SOPInstanceUID,
-    so what a patient contributes depends on the seed and its own slices only (not on the
-    pool or the row order). Patients are picked on their capped counts; then the per-class
-    counts are trimmed or topped up one slice per patient in turn, in that order, so the
-    set holds exactly ``target_p`` positives and ``target_n - target_p`` negatives when it can.
-    """
-    codes, uids = pd.factorize(pool[PATIENT], sort=True)
-    label = pool["pe_present_on_image"].to_numpy().astype(np.int64)
-    key = f"{seed & 0xFFFFFFFFFFFFFFFF:016x}"  # hash_array wants a 16-character key
-    h = hash_array(pool["SOPInstanceUID"].to_numpy(dtype=object), hash_key=key)
-    order = np.lexsort((h, label, codes))  # by patient, then class, then seeded hash
-    cell = codes[order] * 2 + label[order]
-    first = np.r_[0, np.flatnonzero(np.diff(cell)) + 1]
-    rank = np.empty(len(pool), dtype=np.int64)
-    rank[order] = np.arange(len(pool)) - np.repeat(first, np.diff(np.r_[first, len(pool)]))
-    avail = {c: np.bincount(codes[label == c], minlength=len(uids)) for c in (1, 0)}
-    capped = {c: np.minimum(avail[c], caps[c]) for c in (1, 0)}
-    chosen = select_groups(capped[1] + capped[0], capped[1], target_n, target_p, seed)
-    take = np.zeros((len(uids), 2), dtype=np.int64)
-    for c, target in ((1, target_p), (0, target_n - target_p)):
-        take[chosen, c] = _spread(list(capped[c][chosen]), list(avail[c][chosen]), target)
-    return pool[rank < take[codes, label]]
-
-
 def build_manifest(train: pd.DataFrame, spec: dict, seed: int = 0,
                    exclude_patients: set[str] | frozenset = frozenset(),
                    rsna_root: str | Path | None = None, workers: int = 4) -> tuple[pd.DataFrame, dict]:
-    """Pick patients from ``train`` to meet ``spec``; see :func:`select_groups`.
+    """Pick patients from ``train`` to meet ``spec``; see :func:`pe_utils.data.selection.select_groups`.
 
     Args:
         train: rows of ``train.csv`` (:func:`read_train_csv`).
@@ -196,9 +84,9 @@ def build_manifest(train: pd.DataFrame, spec: dict, seed: int = 0,
     partial = spec.get("partial")
     if partial:
         caps = {1: partial["max_positive_per_patient"], 0: partial["max_negative_per_patient"]}
-        picked = _pick_partial(pool, caps, target_n, target_p, seed)
+        picked = pick_partial_patients(pool, caps, target_n, target_p, seed)
     else:
-        picked = _pick_whole(pool, target_n, target_p, seed)
+        picked = pick_whole_patients(pool, target_n, target_p, seed)
     # canonical order: the manifest must not depend on the row order of train.csv
     manifest = picked.sort_values(COLUMNS[:3], kind="stable").reset_index(drop=True)
     manifest["path"] = ("train/" + manifest["StudyInstanceUID"] + "/" + manifest["SeriesInstanceUID"]
@@ -211,8 +99,9 @@ def build_manifest(train: pd.DataFrame, spec: dict, seed: int = 0,
         raise ValueError(f"{spec['name']}: best pick {n} images / {p} positive misses the target "
                          f"{target_n} / {target_p} beyond tolerance {tol}; train.csv too small?")
     manifest["sha256"] = _hash_all(rsna_root, manifest["path"], workers) if rsna_root else ""
-    summary = dict(spec=spec["name"], seed=seed, target=dict(n_images=target_n, n_positive=target_p,
-                   positive_fraction=round(target_p / target_n, 6)),
+    summary = dict(spec=spec["name"], kind="real", seed=seed,
+                   target=dict(n_images=target_n, n_positive=target_p,
+                               positive_fraction=round(target_p / target_n, 6)),
                    achieved=dict(n_images=n, n_positive=p, positive_fraction=round(p / n, 6),
                                  n_patients=int(manifest[PATIENT].nunique()),
                                  n_series=int(manifest["SeriesInstanceUID"].nunique())),
@@ -222,34 +111,45 @@ def build_manifest(train: pd.DataFrame, spec: dict, seed: int = 0,
     return manifest[COLUMNS], summary
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _map(fn, items, workers: int) -> list:
+    with ThreadPoolExecutor(max(1, workers)) as pool:  # hashlib and numpy release the GIL
+        return list(pool.map(fn, items))
 
 
 def _hash_all(root: str | Path, paths, workers: int) -> list[str]:
-    def one(rel):
-        full = Path(root) / rel
-        return sha256_file(full) if full.is_file() else ""
-    with ThreadPoolExecutor(max(1, workers)) as pool:  # hashlib releases the GIL
-        return list(pool.map(one, paths))
+    files = [Path(root) / rel for rel in paths]
+    return _map(lambda f: sha256_file(f) if f.is_file() else "", files, workers)
 
 
-def manifest_from_dir(rsna_root: str | Path, workers: int = 4) -> pd.DataFrame:
-    """Manifest of every image listed in ``rsna_root/train.csv``, with sha256 (e.g. a phantom)."""
+def manifest_from_dir(rsna_root: str | Path, workers: int = 4,
+                      fingerprints: bool | None = None) -> pd.DataFrame:
+    """Manifest of every image listed in ``rsna_root/train.csv``, with sha256 (e.g. a phantom).
+
+    Args:
+        rsna_root: an RSNA-layout folder.
+        workers: threads hashing (and decoding) files.
+        fingerprints: add the :data:`FINGERPRINT` column; None: when ``rsna_root`` holds a
+            phantom (:func:`pe_utils.data.fingerprint.phantom_summary`).
+
+    Returns:
+        The manifest, :data:`COLUMNS` (+ :data:`FINGERPRINT`), sorted by UIDs.
+    """
     train = read_train_csv(Path(rsna_root) / "train.csv").sort_values(COLUMNS[:3], kind="stable")
     train["path"] = ("train/" + train["StudyInstanceUID"] + "/" + train["SeriesInstanceUID"]
                      + "/" + train["SOPInstanceUID"] + ".dcm")
     train["sha256"] = _hash_all(rsna_root, train["path"], workers)
-    return train[COLUMNS].reset_index(drop=True)
+    columns = list(COLUMNS)
+    if fingerprints is None:
+        fingerprints = phantom_summary(rsna_root) is not None
+    if fingerprints:
+        train[FINGERPRINT] = _map(lambda rel: fingerprint_file(Path(rsna_root) / rel),
+                                  train["path"], workers)
+        columns.append(FINGERPRINT)
+    return train[columns].reset_index(drop=True)
 
 
 def read_manifest(path: str | Path) -> pd.DataFrame:
-    """Read a manifest CSV (empty sha256 stays ``""``)."""
+    """Read a manifest CSV (an empty sha256 or fingerprint stays ``""``)."""
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = set(COLUMNS) - set(df.columns)
     if missing:
@@ -258,41 +158,67 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     return df
 
 
+def read_summary(path: str | Path) -> dict | None:
+    """The JSON summary beside the manifest CSV ``path``, or None."""
+    return read_json(Path(path).with_suffix(".json"))
+
+
 def write_manifest(manifest: pd.DataFrame, out: str | Path, summary: dict | None = None) -> Path:
-    """Write the manifest CSV and, if given, its summary as ``<out stem>.json`` beside it."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    manifest[COLUMNS].to_csv(out, index=False, lineterminator="\n")
+    """Write the manifest CSV (atomically) and, if given, its summary as ``<out stem>.json``."""
+    columns = COLUMNS + ([FINGERPRINT] if FINGERPRINT in manifest.columns else [])
+    with atomic_open(out, "w") as fh:
+        manifest[columns].to_csv(fh, index=False, lineterminator="\n")
     if summary is not None:
-        out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
-    return out
+        write_json(Path(out).with_suffix(".json"), summary)
+    return Path(out)
 
 
-def verify_manifest(manifest: pd.DataFrame, rsna_root: str | Path, workers: int = 4) -> pd.DataFrame:
-    """Check every file of ``manifest`` under ``rsna_root``: present, sha256, label.
+def verify_manifest(manifest: pd.DataFrame, rsna_root: str | Path, workers: int = 4,
+                    pixel_tolerance_hu: float | None = None) -> pd.DataFrame:
+    """Check every file of ``manifest`` under ``rsna_root``: present, sha256 (or pixels), label.
+
+    Args:
+        manifest: :func:`read_manifest`.
+        rsna_root: the folder holding the files (and, optionally, ``train.csv``).
+        workers: threads hashing and decoding files.
+        pixel_tolerance_hu: None (real data): a file passes only with the manifest's sha256.
+            A number (a phantom's, :func:`pixel_tolerance`): a file whose sha256 differs
+            still passes when its header's UIDs are the manifest's and every block mean of
+            its pixels lies within this many HU of the manifest's :data:`FINGERPRINT`.
 
     Returns:
         One row per problem, columns ``path``, ``problem`` (``missing``, ``sha256 mismatch``,
-        ``no sha256 in manifest``, ``label differs from train.csv``, ``not in train.csv``);
-        empty if all is well. Labels are compared only if ``rsna_root/train.csv`` exists.
+        ``no sha256 in manifest``, ``UIDs differ from manifest``, ``pixel data differs beyond
+        tolerance``, ``pixel data unreadable``, ``label differs from train.csv``, ``not in
+        train.csv``); empty if all is well. ``attrs["within_tolerance"]`` counts the files that
+        passed on their pixels. Labels are compared (exactly) if ``rsna_root/train.csv`` exists.
     """
-    actual = _hash_all(rsna_root, manifest["path"], workers)
-    problems = []
-    for rel, want, got in zip(manifest["path"], manifest["sha256"], actual):
-        if not (Path(rsna_root) / rel).is_file():
+    root = Path(rsna_root)
+    actual = _hash_all(root, manifest["path"], workers)
+    fingerprinted = FINGERPRINT in manifest.columns and pixel_tolerance_hu is not None
+    problems, recheck = [], []
+    for i, (rel, want, got) in enumerate(zip(manifest["path"], manifest["sha256"], actual)):
+        if not (root / rel).is_file():
             problems.append((rel, "missing"))
         elif not want:
             problems.append((rel, "no sha256 in manifest"))
+        elif want != got and fingerprinted and manifest[FINGERPRINT].iloc[i]:
+            recheck.append(manifest.iloc[i])  # other bytes may hold the same phantom slice
         elif want != got:
             problems.append((rel, "sha256 mismatch"))
-    csv = Path(rsna_root) / "train.csv"
+    pixels = _map(lambda row: check_pixels(root / row["path"], tuple(row[c] for c in COLUMNS[:3]),
+                                           row[FINGERPRINT], pixel_tolerance_hu), recheck, workers)
+    problems += [(row["path"], p) for row, p in zip(recheck, pixels) if p is not None]
+    csv = root / "train.csv"
     if csv.is_file():
         labels = read_train_csv(csv).set_index("SOPInstanceUID")["pe_present_on_image"]
         found = manifest["SOPInstanceUID"].map(labels)
         problems += [(r, "not in train.csv") for r in manifest["path"][found.isna()]]
         differs = found.notna() & (found != manifest["pe_present_on_image"])
         problems += [(r, "label differs from train.csv") for r in manifest["path"][differs]]
-    return pd.DataFrame(problems, columns=["path", "problem"])
+    result = pd.DataFrame(problems, columns=["path", "problem"])
+    result.attrs["within_tolerance"] = sum(p is None for p in pixels)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -307,11 +233,13 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--exclude", nargs="*", default=[], metavar="MANIFEST", help="patients never picked")
     b.add_argument("--rsna-root", help="fill sha256 from the files found here")
     b.add_argument("--workers", type=int, default=4)
-    v = sub.add_parser("verify", help="check files against a manifest's sha256")
-    v.add_argument("--manifest", required=True)
+    v = sub.add_parser("verify", help="check files against a manifest (sha256, or a phantom's pixels)")
+    v.add_argument("--manifest", required=True,
+                   help="a manifest CSV; a phantom's (see its .json) is checked within its pixel tolerance")
     v.add_argument("--rsna-root", required=True)
     v.add_argument("--workers", type=int, default=4)
-    d = sub.add_parser("from-dir", help="manifest of every image of an RSNA-layout folder")
+    d = sub.add_parser("from-dir", help="manifest of every image of an RSNA-layout folder "
+                       "(of a phantom's: with pixel fingerprints and their tolerance)")
     d.add_argument("--rsna-root", required=True)
     d.add_argument("--out", required=True)
     d.add_argument("--workers", type=int, default=4)
@@ -345,15 +273,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "from-dir":
         manifest = manifest_from_dir(args.rsna_root, args.workers)
         n, p = len(manifest), int(manifest["pe_present_on_image"].sum())
-        write_manifest(manifest, args.out, dict(spec=None, source="from-dir", note=args.note, achieved=dict(
-            n_images=n, n_positive=p, n_patients=int(manifest[PATIENT].nunique()))))
-        print(f"{n} images ({p} positive) -> {args.out}")
+        summary = dict(spec=None, source="from-dir", kind="real", note=args.note)
+        summary.update(phantom_summary(args.rsna_root) or {})  # kind, generator, pixel_check
+        summary["achieved"] = dict(n_images=n, n_positive=p, n_patients=int(manifest[PATIENT].nunique()))
+        write_manifest(manifest, args.out, summary)
+        print(f"{n} images ({p} positive), {summary['kind']} data -> {args.out}")
         return 0
     manifest = read_manifest(args.manifest)
-    problems = verify_manifest(manifest, args.rsna_root, args.workers)
+    summary = read_summary(args.manifest)
+    tolerance = pixel_tolerance(summary)
+    if tolerance is not None:
+        made_by = summary["generator"]["version"]
+        found = (phantom_summary(args.rsna_root) or {}).get("generator", {}).get("version")
+        print(f"phantom manifest (generator {made_by}): a file whose bytes differ passes with the "
+              f"same UIDs, label and pixels within {tolerance} HU per block"
+              + ("" if found == made_by else f"; note: {args.rsna_root} holds generator {found}'s"))
+    problems = verify_manifest(manifest, args.rsna_root, args.workers, tolerance)
     for rel, problem in problems.itertuples(index=False):
         print(f"{problem}: {rel}")
     bad = problems[problems["problem"] != "no sha256 in manifest"]
     print(f"{len(manifest)} files checked: {len(bad)} problem(s)"
-          + (f", {len(problems) - len(bad)} without sha256" if len(problems) > len(bad) else ""))
+          + (f", {len(problems) - len(bad)} without sha256" if len(problems) > len(bad) else "")
+          + (f", {problems.attrs['within_tolerance']} with other bytes but pixels within tolerance"
+             if problems.attrs.get("within_tolerance") else ""))
     return 1 if len(bad) else 0

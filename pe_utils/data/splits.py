@@ -161,7 +161,7 @@ def patient_split(index: pd.DataFrame, seed: int = 0, val_fraction: float = 0.2,
     Raises:
         ValueError: a missing column, fewer than 2 patients, val_fraction outside (0, 1).
     """
-    from .manifest import select_groups  # the same subset search builds the manifests
+    from .selection import select_groups  # the same subset search builds the manifests
 
     if patient_col not in index.columns or (stratify and label_col not in index.columns):
         raise ValueError(f"index needs columns {patient_col!r} and {label_col!r}")

@@ -1,12 +1,59 @@
-"""The phantom wing: a procedural CT pulmonary-angiography phantom written as RSNA-layout DICOM.
+"""The phantom wing: a procedural CTPA phantom written as RSNA-layout DICOM.
 
-It is the embedded default data set: every notebook runs on it when no RSNA data is given.
+Without the RSNA data (a 900 GB download behind a licence) the course would have nothing to
+run on, so this wing draws one: each patient is a 3D chest, cut into axial slices and
+written exactly as the RSNA-STR PE challenge ships its data, ``train.csv`` (17 columns) plus
+``train/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``.
+
+The phantom, in patient millimetres (x to the patient's left, y posterior, z cranial; z = 0
+at the pulmonary bifurcation):
+
+* body: an ellipse of subcutaneous fat (about -100 HU) around soft tissue (40 HU), lying on
+  the scanner table; sternum, spine (vertebral bodies and discs, canal, posterior arch) and
+  ribs sloping down towards the front, so their sections move from slice to slice (bone
+  300-900 HU);
+* lungs (about -850 HU, denser at the back) with trachea and bronchi, the heart (contrast in
+  the right ventricle, less in the left), liver and spleen domes in the lowest slices, the
+  aorta and a dense superior vena cava;
+* the pulmonary arteries (250-400 HU): a trunk, the two main arteries and a tree of lobar,
+  segmental and subsegmental branches grown at random inside each lung.  Every vessel is a
+  3D tube rendered by distance to its axis, so its sections move and merge continuously
+  along z, and each slice averages two sub-slices (partial volume, also at branchings);
+* emboli in positive patients: low-density (25-65 HU) capsules inside arteries, central or
+  stuck to the wall, spanning several contiguous slices.  ``pe_present_on_image`` is
+  computed from what was rendered: a slice is positive when its pixels at least half filled
+  by clot (after partial volume) cover at least :data:`MIN_DEFECT_MM2`;
+* look-alikes, in negatives and positives alike: lymph nodes (soft-tissue blobs touching an
+  artery from outside), contrast-mixing (flow) artefacts inside arteries (blurred, 100-200
+  HU), streaks from the dense vena cava, respiratory motion ghosts, patient-specific noise.
+
+``difficulty`` in [0, 1] moves emboli from big central clots in wide arteries (0) to small
+clots down to segmental arteries with more, darker look-alikes and more noise (1).  The
+default was tuned so that a ResNet18 trained for a minute on 64x64 gray images of the demo
+profile (40 patients x 40 slices) classifies slices well at sampling rate 9/10 but leaves
+uncertain cases at 1/4 (see ``DEFAULT_DIFFICULTY``).
+
+Modules, in the order of the work: :mod:`.vessels` (3D tubes), :mod:`.anatomy` (the plan
+of one patient), :mod:`.paint` and :mod:`.body` (drawing on the render grid),
+:mod:`.render` (the slices, their stored values and masks, the labels), :mod:`.writer`
+(DICOM files and ``train.csv`` rows), :mod:`.synthetic` (``generate``, the command line).
+
+Everything is drawn from ``numpy.random.SeedSequence([seed, patient])``: the same seed gives
+byte-identical files whatever the number of worker processes, on one machine. Across CPUs a
+few stored values may differ by one (numpy's vectorised exp/sin differ in the last bit), so
+the demo phantom's manifest checks its pixels within a tolerance (see
+:mod:`pe_utils.data.fingerprint`), and UIDs and labels exactly.  Every file carries a fake,
+realistic-looking identity (name, ID, birth date, institution, study date) so that the
+de-identification of the pipeline is exercised on every run.
 """
 from __future__ import annotations
 
 from .._lazy import lazy_exports
 
 EXPORTS: dict[str, tuple[str, ...]] = {
-    "synthetic": ("generate", "make_patient", "RSNA_COLUMNS", "EXAM_COLUMNS"),
+    "synthetic": ("generate", "GENERATOR_VERSION"),
+    "render": ("make_patient", "render_patient", "RenderedPatient"),
+    "anatomy": ("plan_patient", "PatientPlan"),
+    "writer": ("RSNA_COLUMNS", "EXAM_COLUMNS"),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, EXPORTS)
