@@ -3,7 +3,7 @@
     python bench/preprocess.py [--files 1200] [--compressed 180] [--j2k 24] [--workers N]
 
 Writes 512 x 512 CT slices (``--distinct`` slices of the synthetic phantom when
-``pe_utils.synthetic`` is there, else of a disc phantom written here, copied under new UIDs
+``pe_utils.phantom`` is there, else of a disc phantom written here, copied under new UIDs
 to the requested counts): uncompressed, RLE Lossless and JPEG 2000 Lossless. For each kind
 it prints slices/s of:
 
