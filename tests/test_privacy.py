@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pydicom
+import pytest
 
 IDENTITY_TAGS = ("PatientName", "PatientID", "PatientBirthDate", "InstitutionName", "StudyDate",
                  "AccessionNumber", "ReferringPhysicianName")
@@ -45,6 +46,7 @@ def test_no_identity_in_the_cache(synth_root, smoke_cache):
     assert leaks(smoke_cache, identities(synth_root)) == []
 
 
+@pytest.mark.slow  # runs the whole smoke batch (minutes), shared with test_notebooks.py
 def test_no_identity_in_reports_or_logs(synth_root, smoke_batch):
     out, log = smoke_batch
     secrets = identities(synth_root)

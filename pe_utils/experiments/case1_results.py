@@ -1,0 +1,136 @@
+"""The results of a Case1-style run: test figures, the gallery's threshold pair, the metrics record.
+
+Shared by Case1 (notebook 01) and Case3's fine-tuning, which evaluate the same way: TTA on the
+test slices, triage by the thesis's threshold pairs, the workload per threshold choice. The
+record is returned, not written: the notebook calls ``write_metrics(output_dir, record, "case1")``
+(the report wing owns the schema; this wing may not import it).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..evaluate import binary_metrics, youden_threshold
+from ..profiles import THESIS_THRESHOLD_PAIRS
+from .case1 import Case1Data
+
+
+def case1_test_metrics(y_test, probs, view_probs) -> dict[str, Any]:
+    """The test figures of ``metrics.json``: at 0.5, at the Youden threshold, without TTA.
+
+    Args:
+        y_test: (N,) test labels 0/1 (both classes present).
+        probs: (N,) TTA-averaged probabilities (:func:`pe_utils.predict_tta`).
+        view_probs: (N, V) probabilities per view; column 0 is the original image.
+
+    Returns:
+        ``metrics_at_0_5``, ``youden_threshold``, ``metrics_at_youden`` and ``auc_no_tta``
+        (keys of the ``case1`` schema).
+
+    Raises:
+        ValueError: ``y_test`` holds one class only (no ROC curve, no Youden threshold).
+    """
+    youden = youden_threshold(y_test, probs)
+    return {
+        "metrics_at_0_5": binary_metrics(y_test, probs, 0.5),
+        "youden_threshold": youden,
+        "metrics_at_youden": binary_metrics(y_test, probs, youden),
+        "auc_no_tta": binary_metrics(y_test, np.asarray(view_probs)[:, 0])["auc"],
+    }
+
+
+def _method_rows(choices: pd.DataFrame) -> dict[str, pd.Series]:
+    """The rows of :func:`pe_utils.compare_threshold_choices` by method: oracle, validation, conformal."""
+    rows = {}
+    for _, row in choices.iterrows():
+        rows["conformal" if str(row.method).startswith("conformal") else str(row.method)] = row
+    return rows
+
+
+def _pair(row: pd.Series | None) -> list[float] | None:
+    """``[upper, lower]`` of a choice, or None when its method found no pair."""
+    if row is None or math.isnan(row.upper):
+        return None
+    return [float(row.upper), float(row.lower)]
+
+
+def gallery_pair(choices: pd.DataFrame,
+                 fallback: Sequence[float] = THESIS_THRESHOLD_PAIRS[0]) -> tuple[float, float, str]:
+    """The threshold pair whose uncertain slices the gallery shows, and where it comes from.
+
+    The oracle pair when one exists, else the validation pair, else ``fallback`` (the thesis's
+    narrowest uncertain band, 0.75/0.25).
+
+    Args:
+        choices: :func:`pe_utils.compare_threshold_choices` (extra columns are ignored).
+        fallback: ``(upper, lower)`` used when neither method found a pair.
+
+    Returns:
+        ``(upper, lower, which)`` with ``which`` in ``"oracle"``, ``"validation"``, ``"fallback"``.
+    """
+    rows = _method_rows(choices)
+    for which in ("oracle", "validation"):
+        pair = _pair(rows.get(which))
+        if pair is not None:
+            return pair[0], pair[1], which
+    return float(fallback[0]), float(fallback[1]), "fallback"
+
+
+def case1_record(data: Case1Data, *, profile: str, cfg: dict, test_metrics: dict[str, Any],
+                 choices: pd.DataFrame, table: pd.DataFrame, history: list[dict], train_seconds: float,
+                 conformal_alpha: float, notebook: str = "01_case1_supervised") -> dict[str, Any]:
+    """The ``metrics.json`` of a Case1-style run (schema ``"case1"``), not yet written.
+
+    Args:
+        data: the run's :class:`Case1Data` (sizes, rate and test name, test labels).
+        profile: the run's profile.
+        cfg: from :func:`case1_config`.
+        test_metrics: :func:`case1_test_metrics`.
+        choices: :func:`pe_utils.compare_threshold_choices` with validation probabilities
+            (rows oracle, validation, conformal).
+        table: :func:`pe_utils.triage_table` over the thesis's pairs.
+        history: what :func:`pe_utils.fit` returned.
+        train_seconds: wall-clock seconds of ``fit``.
+        conformal_alpha: the error bound given to ``compare_threshold_choices``.
+        notebook: the notebook's name, the record's ``notebook`` key.
+
+    Returns:
+        A dict with every key of ``CASE1_KEYS`` (pe_utils.report.schema); pass it to
+        ``write_metrics(output_dir, record, "case1")``.
+
+    Raises:
+        ValueError: ``choices`` lacks the validation or conformal row.
+    """
+    rows = _method_rows(choices)
+    missing = [m for m in ("oracle", "validation", "conformal") if m not in rows]
+    if missing:
+        raise ValueError(f"choices lacks the {missing} row(s): pass val_probs and val_labels "
+                         "to compare_threshold_choices")
+    oracle, practical, conformal = rows["oracle"], rows["validation"], rows["conformal"]
+    has_oracle = _pair(oracle) is not None
+    at_05 = test_metrics["metrics_at_0_5"]
+    n = data.n_dataset
+    return {
+        "notebook": notebook, "profile": profile, "sampling_rate": data.rate_key,
+        "test_name": data.test_name,
+        "seed": cfg["seed"], "arch": cfg["arch"], "epochs": cfg["epochs"],
+        "n_dataset": n, "n_train": len(data.ids["train"]), "n_val": len(data.ids["val"]),
+        "n_test": len(data.ids["test"]), "n_test_positive": int(data.labels[data.ids["test"]].sum()),
+        "pct_training_stage": data.pct_training_stage,
+        "auc": at_05["auc"], "f1": at_05["f1"], "accuracy": at_05["accuracy"], "metrics_at_0_5": at_05,
+        "youden_threshold": test_metrics["youden_threshold"],
+        "metrics_at_youden": test_metrics["metrics_at_youden"],
+        "auc_no_tta": test_metrics["auc_no_tta"],
+        "oracle_thresholds": _pair(oracle),
+        "oracle_pct_uncertain": 100 * oracle.n_uncertain / n if has_oracle else None,
+        "oracle_workload_pct": oracle.workload_pct if has_oracle else None,
+        "practical_thresholds": _pair(practical),
+        "practical_workload_pct": practical.workload_pct, "practical_error_rate": practical.error_rate_pct,
+        "conformal_alpha": conformal_alpha, "conformal_thresholds": _pair(conformal),
+        "conformal_workload_pct": conformal.workload_pct, "conformal_error_rate": conformal.error_rate_pct,
+        "pct_positives_auto_correct": (oracle if has_oracle else practical).pct_positives_auto_correct,
+        "triage": table, "history": history, "train_seconds": train_seconds,
+    }
