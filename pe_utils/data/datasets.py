@@ -241,7 +241,12 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0,
 
 
 def set_epoch(loader: DataLoader, epoch: int) -> None:
-    """Tell a loader's sampler and dataset which epoch comes next (if they care)."""
-    for obj in (loader.sampler, getattr(loader, "batch_sampler", None), loader.dataset):
+    """Tell a loader's sampler and dataset which epoch comes next (if they care).
+
+    Any iterable of batches is accepted (a list of tensors in a test, a custom loader): what
+    has no sampler or dataset is left alone.
+    """
+    for obj in (getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None),
+                getattr(loader, "dataset", None)):
         if obj is not None and hasattr(obj, "set_epoch"):
             obj.set_epoch(epoch)

@@ -12,7 +12,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "losses": ("FocalLoss", "class_weights"),
     "setup": ("seed_everything", "pick_device", "build_optimizer", "StepDecayLR", "build_scheduler",
               "iterations_for", "scheduler_interval", "step_scheduler", "amp_dtype", "autocast"),
-    "steps": ("StepOutput", "supervised_step", "to_device", "split_batch", "batch_len"),
+    "steps": ("StepOutput", "supervised_step", "contrastive_step", "to_device", "split_batch", "batch_len"),
     "epochs": ("train_one_epoch", "evaluate", "predict"),
     "loop": ("fit",),
     "checkpoint": ("save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state",

@@ -103,3 +103,44 @@ def supervised_step(model: nn.Module, batch: Any, criterion: nn.Module | None,
     loss = criterion(logits, y) if criterion is not None else None
     probs = torch.sigmoid(logits.detach())                 # (B,)
     return StepOutput(loss=loss, n=int(x.shape[0]), outputs={"probs": probs, "labels": y.detach()})
+
+
+def contrastive_step(model: nn.Module, batch: Any, criterion: nn.Module | None,
+                     device: torch.device, dtype: torch.dtype | None) -> StepOutput:
+    """One batch of contrastive pretraining: two views of each image, no labels.
+
+    Args:
+        model: returns projections ``(N, D)`` for images ``(N, C, H, W)``, e.g.
+            :class:`pe_utils.learn.simclr.SimCLRModel`.
+        batch: ``(view1 (N, C, H, W), view2 (N, C, H, W))``; a third item (labels) is
+            refused: pretraining must not see them (thesis 4.2).
+        criterion: loss on ``(z1, z2)``, e.g. :class:`pe_utils.learn.ntxent.NTXentLoss`;
+            ``None``: no loss.
+        device, dtype: as :func:`supervised_step`.
+
+    Returns:
+        :class:`StepOutput` with ``n = N`` (pairs) and ``outputs = {"twin_top1": (N,)}``: 1
+        where view 1's nearest other view (cosine) is its twin, the accuracy of the pretext
+        task, a figure that rises as the encoder learns.
+
+    Raises:
+        ValueError: a batch that is not two views of equal shape.
+    """
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+        raise ValueError("contrastive_step needs (view1, view2) batches and no labels; got "
+                         f"{type(batch).__name__} of {len(batch) if isinstance(batch, (tuple, list)) else 1}")
+    v1, v2 = batch
+    if v1.shape != v2.shape:
+        raise ValueError(f"the two views differ in shape: {tuple(v1.shape)} vs {tuple(v2.shape)}")
+    n = int(v1.shape[0])
+    with autocast(device, dtype):
+        # one forward over both views: BatchNorm sees the 2N views together, as in SimCLR
+        z = model(torch.cat([to_device(v1, device), to_device(v2, device)]))   # (2N, D)
+    z1, z2 = z.float().split(n)                                                 # (N, D) each
+    loss = criterion(z1, z2) if criterion is not None else None
+    with torch.no_grad():
+        u = nn.functional.normalize(torch.cat([z1, z2]).detach(), dim=1)      # (2N, D)
+        sim = u @ u.T                                                           # (2N, 2N)
+        sim.fill_diagonal_(-float("inf"))
+        twin_top1 = (sim[:n].argmax(dim=1) == torch.arange(n, 2 * n, device=sim.device)).float()  # (N,)
+    return StepOutput(loss=loss, n=n, outputs={"twin_top1": twin_top1})
