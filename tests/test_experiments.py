@@ -11,7 +11,10 @@ import torch
 
 from pe_utils.experiments.case1 import (Case1Data, case1_config, case1_data, case1_training,
                                         keep_final_model, rate_name)
-from pe_utils.experiments.case1_results import case1_record, case1_test_metrics, gallery_pair
+from pe_utils.experiments.case1_results import (baseline_table, case1_record, case1_test_metrics, gallery_pair,
+                                                threshold_metrics_table)
+from pe_utils.experiments.resume import RESUME_IGNORE, cache_fingerprint, case1_resume, check_resume
+from pe_utils.experiments.summary import mean_std_text, per_rate_summary, rate_order, runs_by_method, seeds_note
 from pe_utils.profiles import PROFILES, SAMPLING_RATES, SMALL_RATES
 
 
@@ -157,20 +160,41 @@ def test_case1_test_metrics():
     y = np.array([0, 0, 1, 1, 1])
     probs = np.array([0.1, 0.6, 0.4, 0.8, 0.9])
     views = np.stack([1 - probs, probs], axis=1)  # column 0 (no TTA) ranks exactly backwards
-    m = case1_test_metrics(y, probs, views)
+    y_val, val_probs = np.array([0, 0, 1, 1]), np.array([0.2, 0.3, 0.35, 0.95])
+    m = case1_test_metrics(y, probs, views, y_val, val_probs)
     assert m["metrics_at_0_5"]["tp"] == 2 and m["metrics_at_0_5"]["fp"] == 1
     assert m["auc_no_tta"] == pytest.approx(1 - m["metrics_at_0_5"]["auc"])
-    assert 0 <= m["youden_threshold"] <= 1
+    # chosen on validation (0.35 separates it perfectly), applied to the test slices
+    assert m["youden_threshold"] == pytest.approx(0.35)
     assert m["metrics_at_youden"]["threshold"] == m["youden_threshold"]
+    assert (m["metrics_at_youden"]["tp"], m["metrics_at_youden"]["fp"]) == (3, 1)
+    # the test ROC's own choice (J = 2/3 at 0.8) is kept apart, as an oracle
+    assert m["oracle_youden_threshold"] == pytest.approx(0.8)
+    assert m["metrics_at_oracle_youden"]["threshold"] == m["oracle_youden_threshold"]
+    assert (m["metrics_at_oracle_youden"]["tp"], m["metrics_at_oracle_youden"]["fp"]) == (2, 0)
     with pytest.raises(ValueError):
         case1_test_metrics(np.ones(3), np.full(3, 0.5), np.full((3, 5), 0.5))
+
+
+@pytest.mark.parametrize("y_val", [None, np.array([0, 0, 0, 0])])
+def test_case1_test_metrics_without_a_validation_threshold(y_val):
+    y, probs = np.array([0, 1, 1]), np.array([0.2, 0.6, 0.9])
+    m = case1_test_metrics(y, probs, probs[:, None], y_val, None if y_val is None else np.full(4, 0.3))
+    assert m["youden_threshold"] is None and m["metrics_at_youden"] is None
+    assert m["oracle_youden_threshold"] == pytest.approx(0.6)
+    table = threshold_metrics_table(m)
+    assert list(table.index) == ["at 0.5", "at Youden (chosen on validation)", "at Youden (oracle: chosen on test)"]
+    assert table.loc["at Youden (chosen on validation)"].isna().all()
+    assert table.loc["at 0.5", "tp"] == 2
 
 
 def _record(data, choices):
     cfg, _, _ = case1_config("smoke", "1/3")
     y_test = data.labels[data.ids["test"]]
     probs = np.linspace(0.01, 0.99, len(y_test))
-    return case1_record(data, profile="smoke", cfg=cfg, test_metrics=case1_test_metrics(y_test, probs, probs[:, None]),
+    y_val = data.labels[data.ids["val"]]
+    test_metrics = case1_test_metrics(y_test, probs, probs[:, None], y_val, np.linspace(0.01, 0.99, len(y_val)))
+    return case1_record(data, profile="smoke", cfg=cfg, test_metrics=test_metrics,
                         choices=choices, table=pd.DataFrame({"upper": [0.75]}), history=[{"epoch": 1}],
                         train_seconds=1.0, conformal_alpha=0.05)
 
@@ -195,9 +219,167 @@ def test_case1_record_without_an_oracle_pair(smoke_data):
     record = _record(smoke_data, _choices(oracle=None))
     assert record["oracle_thresholds"] is None
     assert record["oracle_pct_uncertain"] is None and record["oracle_workload_pct"] is None
-    assert record["pct_positives_auto_correct"] == 50.0  # the practical pair's
+    # the oracle figure stays the oracle's: null, never the practical pair's in its place
+    assert record["oracle_pct_positives_auto_correct"] is None
+    assert record["practical_pct_positives_auto_correct"] == 50.0
+
+
+def test_case1_record_oracle_and_practical_positives_apart(smoke_data):
+    choices = _choices()
+    choices.loc[choices.method == "oracle", "pct_positives_auto_correct"] = 80.0
+    record = _record(smoke_data, choices)
+    assert (record["oracle_pct_positives_auto_correct"], record["practical_pct_positives_auto_correct"]) == (80.0, 50.0)
+    assert "pct_positives_auto_correct" not in record
+
+
+def test_case1_record_carries_the_baseline(smoke_data):
+    from pe_utils.evaluate.baseline import baseline_metrics
+
+    record = _record(smoke_data, _choices())
+    expected = baseline_metrics(smoke_data.index, smoke_data.split)
+    assert {k: record[k] for k in expected} == expected
+    assert record["baseline_workload_pct"] == pytest.approx(smoke_data.pct_training_stage)
+    given = dict(expected, baseline_f1=0.123)  # a given baseline is used as it is
+    cfg, _, _ = case1_config("smoke", "1/3")
+    y = smoke_data.labels[smoke_data.ids["test"]]
+    p = np.linspace(0.01, 0.99, len(y))
+    again = case1_record(smoke_data, profile="smoke", cfg=cfg, test_metrics=case1_test_metrics(y, p, p[:, None]),
+                         choices=_choices(), table=pd.DataFrame(), history=[], train_seconds=0.0,
+                         conformal_alpha=0.05, baseline=given)
+    assert again["baseline_f1"] == 0.123
+
+
+def test_baseline_table_puts_the_rule_beside_the_network(smoke_data):
+    y = smoke_data.labels[smoke_data.ids["test"]]
+    p = np.where(y == 1, 0.9, 0.1)  # a perfect network
+    table = baseline_table(case1_test_metrics(y, p, p[:, None]), smoke_data)
+    assert list(table.columns) == ["F1", "accuracy", "% test slices wrong", "workload %"]
+    net, rule = table.iloc[0], table.iloc[1]
+    assert (net["F1"], net["accuracy"], net["% test slices wrong"]) == (1.0, 1.0, 0.0)
+    assert net["workload %"] == rule["workload %"] == pytest.approx(smoke_data.pct_training_stage)
+    assert rule["% test slices wrong"] == pytest.approx(100 * (1 - rule["accuracy"]))
 
 
 def test_case1_record_needs_the_validation_rows(smoke_data):
     with pytest.raises(ValueError, match="validation"):
         _record(smoke_data, _choices().iloc[:1])
+
+
+# ----------------------------------------------------------------------------- resume
+def test_case1_data_carries_its_cache_fingerprint(smoke_cache, smoke_data):
+    from pe_utils.io import sha256_file
+
+    fp = smoke_data.fingerprint
+    assert smoke_data.cache_dir == smoke_cache
+    assert fp == cache_fingerprint(smoke_cache)
+    assert fp["cache_index_sha256"] == sha256_file(smoke_cache / "index.csv")
+    assert fp["cache_config_sha256"] and len(fp["cache_config_sha256"]) == 64
+
+
+@pytest.fixture()
+def other_cache(smoke_cache, tmp_path):
+    """The smoke cache copied, with one label changed: another dataset under the same settings."""
+    import shutil
+
+    other = tmp_path / "other_cache"
+    shutil.copytree(smoke_cache, other)
+    index = pd.read_csv(other / "index.csv")
+    index.loc[0, "pe_present_on_image"] = 1 - index.loc[0, "pe_present_on_image"]
+    index.to_csv(other / "index.csv", index=False)
+    return other
+
+
+def _checkpoint(folder, config):
+    from pe_utils.learn.checkpoint import save_checkpoint
+
+    save_checkpoint(folder / "last.pt", {"model": {}, "epoch": 1, "config": config})
+
+
+def test_check_resume_refuses_another_cache_naming_both(smoke_cache, other_cache, tmp_path):
+    ours, theirs = cache_fingerprint(smoke_cache), cache_fingerprint(other_cache)
+    assert ours["cache_index_sha256"] != theirs["cache_index_sha256"]
+    assert ours["cache_config_sha256"] == theirs["cache_config_sha256"]  # the index tells them apart
+    _checkpoint(tmp_path, {"epochs": 1, "cache_dir": str(smoke_cache), **ours})
+    check_resume(tmp_path, ours, smoke_cache)           # same data: fit resumes
+    check_resume(tmp_path / "none", theirs, other_cache)  # no checkpoint: nothing to refuse
+    with pytest.raises(ValueError) as err:
+        check_resume(tmp_path, theirs, other_cache)
+    assert str(smoke_cache) in str(err.value) and str(other_cache) in str(err.value)
+    assert "cache_index_sha256" in str(err.value)
+
+
+def test_check_resume_lets_an_old_checkpoint_through(smoke_cache, tmp_path):
+    _checkpoint(tmp_path, {"epochs": 1, "seed": 0})  # made before fingerprints: fit restarts it
+    check_resume(tmp_path, cache_fingerprint(smoke_cache), smoke_cache)
+
+
+def test_case1_resume_gives_fit_its_arguments(smoke_data, tmp_path):
+    cfg, _, _ = case1_config("smoke", "1/3")
+    options = case1_resume(smoke_data, cfg, tmp_path / "checkpoints")
+    assert options["resume"] is True and options["checkpoint_dir"] == tmp_path / "checkpoints"
+    assert options["resume_ignore"] == RESUME_IGNORE and "cache_dir" in RESUME_IGNORE
+    config = options["config"]
+    assert config["sampling_rate"] == "1/3" and config["cache_dir"] == str(smoke_data.cache_dir)
+    assert {k: config[k] for k in smoke_data.fingerprint} == smoke_data.fingerprint
+    assert {k: config[k] for k in cfg} == cfg
+
+
+def test_a_resumed_fit_on_other_data_is_refused(smoke_data, other_cache, tmp_path):
+    """End to end: fit writes a checkpoint from one cache; the same output folder on another is refused."""
+    from pe_utils.learn.loop import fit
+
+    cfg, _, _ = case1_config("smoke", "1/3")
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(cfg["image_size"] ** 2, 1),
+                                torch.nn.Flatten(0))  # (B,) logits, as build_classifier gives
+    criterion, optimizer, scheduler = case1_training(model, cfg, steps_per_epoch=len(smoke_data.loaders["train"]))
+    fit(model, criterion, optimizer, smoke_data.loaders["train"], None, 1, "cpu", scheduler=scheduler,
+        progress=False, **case1_resume(smoke_data, cfg, tmp_path))
+    assert (tmp_path / "last.pt").is_file()
+    case1_resume(smoke_data, cfg, tmp_path)  # the same data resumes
+    other = case1_data(other_cache, "1/3", cfg)
+    with pytest.raises(ValueError, match="other_cache"):
+        case1_resume(other, cfg, tmp_path)
+
+
+# ----------------------------------------------------------------------------- across seeds
+def _runs():
+    return pd.DataFrame([
+        dict(sampling_rate="1/3", seed=0, w=50.0, f1=0.5), dict(sampling_rate="1/3", seed=1, w=None, f1=0.7),
+        dict(sampling_rate="1/3", seed=2, w=54.0, f1=0.6), dict(sampling_rate="9/10", seed=0, w=90.0, f1=0.9),
+        dict(sampling_rate="2/7", seed=0, w=None, f1=0.1),
+    ])
+
+
+def test_rate_order_follows_table_6_1_then_the_others():
+    assert rate_order(["1/4", "2/7", "9/10", "1/4"]) == ["9/10", "1/4", "2/7"]
+
+
+def test_per_rate_summary_counts_the_runs_that_have_a_figure():
+    s = per_rate_summary(_runs(), ["w", "f1"])
+    assert list(s.index) == ["9/10", "1/3", "2/7"]
+    assert s.loc["1/3", "n_runs"] == 3 and s.loc["1/3", "w_n"] == 2 and s.loc["1/3", "w_seeds"] == "2 of 3 seeds"
+    assert s.loc["1/3", "w"] == pytest.approx(52.0)                      # over the two that have it
+    assert s.loc["1/3", "w_std"] == pytest.approx(np.std([50, 54], ddof=1))
+    assert s.loc["1/3", "f1"] == pytest.approx(0.6) and s.loc["1/3", "f1_n"] == 3
+    assert np.isnan(s.loc["9/10", "w_std"])                              # one run: no spread
+    assert np.isnan(s.loc["2/7", "w"]) and s.loc["2/7", "w_seeds"] == "0 of 1 seed"
+    with pytest.raises(ValueError, match="missing_figure"):
+        per_rate_summary(_runs(), ["missing_figure"])
+
+
+def test_mean_std_text_and_seeds_note():
+    s = per_rate_summary(_runs(), ["w"])
+    text = mean_std_text(s, "w", seeds=True)
+    assert text["9/10"] == "90.00" and text["1/3"] == "52.00 \u00b1 2.83 (2 of 3 seeds)" and text["2/7"] == "none of 1"
+    assert mean_std_text(s, "w")["1/3"] == "52.00 \u00b1 2.83" and mean_std_text(s, "w")["2/7"] == ""
+    assert seeds_note(s, "w", "a pair") == "a pair in 2 of 3 seeds at 1/3, 0 of 1 seed at 2/7"
+    assert seeds_note(per_rate_summary(_runs(), ["f1"]), "f1", "F1") == "F1 in every run"
+
+
+def test_runs_by_method_long_form_with_the_thesis():
+    thesis = pd.DataFrame({"sampling_rate": ["9/10", "1/3"], "supervised": [90.25, 52.95], "name": ["a", "b"]})
+    long = runs_by_method(_runs(), {"w": "ours", "f1": "F1"}, thesis=thesis)
+    assert list(long.columns) == ["sampling_rate", "method", "value"]
+    assert (long.method == "ours").sum() == 5 and long[long.method == "ours"].value.isna().sum() == 2
+    assert long[long.method == "thesis supervised"].value.tolist() == [90.25, 52.95]
+    assert "thesis name" not in set(long.method)  # only numeric thesis columns

@@ -124,3 +124,23 @@ def test_index_figures_are_documented_keys_with_labels():
     assert sorted(set(INDEX_FIGURES) - documented) == []
     assert all(isinstance(label, str) and label.strip() for label in INDEX_FIGURES.values())
     assert len(set(INDEX_FIGURES.values())) == len(INDEX_FIGURES)  # one column per label
+
+
+def test_oracle_and_practical_figures_are_apart_and_test_chosen_ones_say_oracle():
+    # one key per choice: an oracle figure is never filled in from the practical pair
+    assert "pct_positives_auto_correct" not in CASE1_KEYS
+    for key in ("oracle_pct_positives_auto_correct", "practical_pct_positives_auto_correct"):
+        assert key in CASE1_REQUIRED
+    assert "null when no pair" in CASE1_KEYS["oracle_pct_positives_auto_correct"]
+    # Youden's threshold: the plain key is chosen on validation, the test-chosen one is named an oracle
+    assert "validation" in CASE1_KEYS["youden_threshold"]
+    assert "oracle" in CASE1_KEYS["oracle_youden_threshold"] and "test" in CASE1_KEYS["oracle_youden_threshold"]
+    assert "oracle" in CASE1_KEYS["metrics_at_oracle_youden"]
+
+
+def test_the_no_image_baseline_is_documented_and_required():
+    keys = ("baseline_f1", "baseline_accuracy", "baseline_error_rate", "baseline_workload_pct")
+    assert set(keys) <= set(CASE1_REQUIRED)
+    assert "nearest annotated" in CASE1_KEYS["baseline_f1"]
+    assert "training stage" in CASE1_KEYS["baseline_workload_pct"]
+    assert "baseline_f1" in INDEX_FIGURES

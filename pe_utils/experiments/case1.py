@@ -25,6 +25,7 @@ from ..data import (CacheDataset, case1_split, eval_transform, load_cache, make_
                     train_transform)
 from ..learn import FocalLoss, build_optimizer, build_scheduler
 from ..profiles import SAMPLING_RATES, SMALL_RATES, resolve
+from .resume import cache_fingerprint
 
 SPLITS = ("train", "val", "test")
 
@@ -87,6 +88,8 @@ class Case1Data:
     n_dataset: int                      # images in the whole dataset
     n_training_stage: int               # train + val: annotated by hand up front
     in_channels: int                    # 1 for a gray cache, 3 for RGB windows
+    cache_dir: Path                     # the cache's folder (named when a resume is refused)
+    fingerprint: dict[str, str | None]  # what identifies the cache's content (.resume)
 
     @property
     def pct_training_stage(self) -> float:
@@ -125,8 +128,9 @@ def case1_data(cache: Any, rate: str | Fraction, cfg: dict,
         device: where batches go (pinned memory on CUDA).
 
     Returns:
-        A :class:`Case1Data`. Loader order and augmentation depend only on ``cfg["seed"]``
-        and the epoch, never on torch's global random state.
+        A :class:`Case1Data` (with the cache's fingerprint, :func:`pe_utils.cache_fingerprint`).
+        Loader order and augmentation depend only on ``cfg["seed"]`` and the epoch, never on
+        torch's global random state.
 
     Raises:
         ValueError: a bad rate, or a cache whose index lacks the Case1 columns.
@@ -150,6 +154,7 @@ def case1_data(cache: Any, rate: str | Fraction, cfg: dict,
         rate_key=rate_key, test_name=test_name, index=index, labels=labels, split=split, ids=ids, datasets=datasets, loaders=loaders,
         n_dataset=len(index), n_training_stage=len(ids["train"]) + len(ids["val"]),
         in_channels=1 if cache.images.ndim == 3 else int(cache.images.shape[1]),
+        cache_dir=Path(cache.dir), fingerprint=cache_fingerprint(cache),
     )
 
 

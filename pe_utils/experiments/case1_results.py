@@ -1,7 +1,10 @@
-"""The results of a Case1-style run: test figures, the gallery's threshold pair, the metrics record.
+"""The results of a Case1-style run: test figures, the no-image baseline, the gallery's pair, the record.
 
 Shared by Case1 (notebook 01) and Case3's fine-tuning, which evaluate the same way: TTA on the
-test slices, triage by the thesis's threshold pairs, the workload per threshold choice. The
+test slices, Youden's threshold chosen on the validation slices (the test-chosen one kept apart
+as an oracle), the nearest-annotated-slice rule beside the network
+(:func:`pe_utils.baseline_metrics`), triage by the thesis's threshold pairs, the workload per
+threshold choice (oracle figures stay null where the oracle found no pair). The
 record is returned, not written: the notebook calls ``write_metrics(output_dir, record, "case1")``
 (the report wing owns the schema; this wing may not import it).
 """
@@ -13,33 +16,89 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..evaluate import binary_metrics, youden_threshold
+from ..evaluate import baseline_metrics, binary_metrics, youden_threshold
 from ..profiles import THESIS_THRESHOLD_PAIRS
 from .case1 import Case1Data
 
 
-def case1_test_metrics(y_test, probs, view_probs) -> dict[str, Any]:
-    """The test figures of ``metrics.json``: at 0.5, at the Youden threshold, without TTA.
+def _youden_or_none(labels, probs) -> float | None:
+    """Youden's threshold, or None when ``labels`` hold one class (no ROC curve)."""
+    labels = np.asarray(labels).reshape(-1)
+    return youden_threshold(labels, probs) if len(np.unique(labels)) == 2 else None
+
+
+def case1_test_metrics(y_test, probs, view_probs, y_val=None, val_probs=None) -> dict[str, Any]:
+    """The test figures of ``metrics.json``: at 0.5, at Youden's threshold, without TTA.
+
+    Youden's threshold is chosen on the validation slices and applied to the test slices, so
+    no test label picks it; the threshold the test ROC itself would pick is kept beside it
+    as an oracle (``oracle_youden_threshold``), as the thesis's test-chosen figures are.
 
     Args:
         y_test: (N,) test labels 0/1 (both classes present).
         probs: (N,) TTA-averaged probabilities (:func:`pe_utils.predict_tta`).
         view_probs: (N, V) probabilities per view; column 0 is the original image.
+        y_val, val_probs: (M,) validation labels and TTA-averaged probabilities; without
+            them (or with one class among them) there is no validation-chosen threshold.
 
     Returns:
-        ``metrics_at_0_5``, ``youden_threshold``, ``metrics_at_youden`` and ``auc_no_tta``
-        (keys of the ``case1`` schema).
+        ``metrics_at_0_5``, ``youden_threshold`` (from validation; None without one),
+        ``metrics_at_youden`` (test, at that threshold; None without one),
+        ``oracle_youden_threshold`` (from the test ROC), ``metrics_at_oracle_youden`` and
+        ``auc_no_tta`` (keys of the ``case1`` schema).
 
     Raises:
-        ValueError: ``y_test`` holds one class only (no ROC curve, no Youden threshold).
+        ValueError: ``y_test`` holds one class only (no test ROC curve).
     """
-    youden = youden_threshold(y_test, probs)
+    oracle = youden_threshold(y_test, probs)
+    chosen = None if y_val is None or val_probs is None else _youden_or_none(y_val, val_probs)
     return {
         "metrics_at_0_5": binary_metrics(y_test, probs, 0.5),
-        "youden_threshold": youden,
-        "metrics_at_youden": binary_metrics(y_test, probs, youden),
+        "youden_threshold": chosen,
+        "metrics_at_youden": None if chosen is None else binary_metrics(y_test, probs, chosen),
+        "oracle_youden_threshold": oracle,
+        "metrics_at_oracle_youden": binary_metrics(y_test, probs, oracle),
         "auc_no_tta": binary_metrics(y_test, np.asarray(view_probs)[:, 0])["auc"],
     }
+
+
+def threshold_metrics_table(test_metrics: dict[str, Any]) -> pd.DataFrame:
+    """The test figures of :func:`case1_test_metrics` as rows: at 0.5, at the two Youden thresholds.
+
+    Returns:
+        One row per threshold (``binary_metrics``' columns): ``at 0.5``, ``at Youden (chosen
+        on validation)`` (NaN without one) and ``at Youden (oracle: chosen on test)``.
+    """
+    return pd.DataFrame({"at 0.5": test_metrics["metrics_at_0_5"],
+                         "at Youden (chosen on validation)": test_metrics["metrics_at_youden"] or {},
+                         "at Youden (oracle: chosen on test)": test_metrics["metrics_at_oracle_youden"]}).T
+
+
+def baseline_table(test_metrics: dict[str, Any], data: Case1Data,
+                   baseline: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The network beside the rule that looks at no image, on the same test slices.
+
+    Args:
+        test_metrics: :func:`case1_test_metrics`.
+        data: the run's :class:`Case1Data` (its index, split and training-stage share).
+        baseline: :func:`pe_utils.baseline_metrics` of ``data``'s split (computed when None).
+
+    Returns:
+        Two rows (the network at 0.5, the nearest annotated slice) with ``F1``, ``accuracy``,
+        ``% test slices wrong`` and ``workload %``; both automate every test slice here, so
+        both workloads are the training stage.
+    """
+    baseline = baseline if baseline is not None else baseline_metrics(data.index, data.split)
+    m = test_metrics["metrics_at_0_5"]
+    n_test = m["tn"] + m["fp"] + m["fn"] + m["tp"]
+    network = {"F1": m["f1"], "accuracy": m["accuracy"],
+               "% test slices wrong": 100.0 * (m["fp"] + m["fn"]) / n_test if n_test else float("nan"),
+               "workload %": data.pct_training_stage}
+    rule = {"F1": baseline["baseline_f1"], "accuracy": baseline["baseline_accuracy"],
+            "% test slices wrong": baseline["baseline_error_rate"],
+            "workload %": baseline["baseline_workload_pct"]}
+    return pd.DataFrame({"network (TTA, threshold 0.5)": network,
+                         "nearest annotated slice (no image)": rule}).T
 
 
 def _method_rows(choices: pd.DataFrame) -> dict[str, pd.Series]:
@@ -81,7 +140,8 @@ def gallery_pair(choices: pd.DataFrame,
 
 def case1_record(data: Case1Data, *, profile: str, cfg: dict, test_metrics: dict[str, Any],
                  choices: pd.DataFrame, table: pd.DataFrame, history: list[dict], train_seconds: float,
-                 conformal_alpha: float, notebook: str = "01_case1_supervised") -> dict[str, Any]:
+                 conformal_alpha: float, baseline: dict[str, Any] | None = None,
+                 notebook: str = "01_case1_supervised") -> dict[str, Any]:
     """The ``metrics.json`` of a Case1-style run (schema ``"case1"``), not yet written.
 
     Args:
@@ -95,6 +155,7 @@ def case1_record(data: Case1Data, *, profile: str, cfg: dict, test_metrics: dict
         history: what :func:`pe_utils.fit` returned.
         train_seconds: wall-clock seconds of ``fit``.
         conformal_alpha: the error bound given to ``compare_threshold_choices``.
+        baseline: :func:`pe_utils.baseline_metrics` of ``data``'s split (computed when None).
         notebook: the notebook's name, the record's ``notebook`` key.
 
     Returns:
@@ -121,9 +182,8 @@ def case1_record(data: Case1Data, *, profile: str, cfg: dict, test_metrics: dict
         "n_test": len(data.ids["test"]), "n_test_positive": int(data.labels[data.ids["test"]].sum()),
         "pct_training_stage": data.pct_training_stage,
         "auc": at_05["auc"], "f1": at_05["f1"], "accuracy": at_05["accuracy"], "metrics_at_0_5": at_05,
-        "youden_threshold": test_metrics["youden_threshold"],
-        "metrics_at_youden": test_metrics["metrics_at_youden"],
-        "auc_no_tta": test_metrics["auc_no_tta"],
+        **{k: test_metrics[k] for k in ("youden_threshold", "metrics_at_youden", "oracle_youden_threshold",
+                                        "metrics_at_oracle_youden", "auc_no_tta")},
         "oracle_thresholds": _pair(oracle),
         "oracle_pct_uncertain": 100 * oracle.n_uncertain / n if has_oracle else None,
         "oracle_workload_pct": oracle.workload_pct if has_oracle else None,
@@ -131,6 +191,9 @@ def case1_record(data: Case1Data, *, profile: str, cfg: dict, test_metrics: dict
         "practical_workload_pct": practical.workload_pct, "practical_error_rate": practical.error_rate_pct,
         "conformal_alpha": conformal_alpha, "conformal_thresholds": _pair(conformal),
         "conformal_workload_pct": conformal.workload_pct, "conformal_error_rate": conformal.error_rate_pct,
-        "pct_positives_auto_correct": (oracle if has_oracle else practical).pct_positives_auto_correct,
+        # the oracle's figure stays the oracle's (Fig 6.16): null, not another pair's, without one
+        "oracle_pct_positives_auto_correct": oracle.pct_positives_auto_correct if has_oracle else None,
+        "practical_pct_positives_auto_correct": practical.pct_positives_auto_correct,
+        **(baseline if baseline is not None else baseline_metrics(data.index, data.split)),
         "triage": table, "history": history, "train_seconds": train_seconds,
     }

@@ -106,12 +106,14 @@ def confusion_matrix_figure(metrics: Mapping, title: str | None = None) -> go.Fi
     return fig
 
 
-def roc_figure(y_true, y_prob, youden: float | bool | None = None, title: str = "ROC curve") -> go.Figure:
+def roc_figure(y_true, y_prob, youden: float | bool | None = None, title: str = "ROC curve",
+               youden_label: str = "Youden threshold") -> go.Figure:
     """ROC curve with the AUC in the legend, the chance diagonal and Youden's point.
 
     Args:
-        youden: a threshold to mark (e.g. ``youden_threshold(...)``), ``True`` to compute it,
-            ``None`` for no point.
+        youden: a threshold to mark (e.g. ``youden_threshold(...)``), ``True`` to compute it
+            on these labels (an oracle when they are test labels), ``None`` for no point.
+        youden_label: the point's name in the legend, e.g. where its threshold was chosen.
     """
     from sklearn.metrics import roc_auc_score, roc_curve
 
@@ -131,7 +133,7 @@ def roc_figure(y_true, y_prob, youden: float | bool | None = None, title: str = 
         tp_rate = (pred & (y == 1)).sum() / max((y == 1).sum(), 1)
         fp_rate = (pred & (y == 0)).sum() / max((y == 0).sum(), 1)
         fig.add_trace(go.Scatter(x=[fp_rate], y=[tp_rate], mode="markers",
-                                 name=f"Youden threshold {t:.3f} (J = {tp_rate - fp_rate:.3f})",
+                                 name=f"{youden_label} {t:.3f} (J = {tp_rate - fp_rate:.3f})",
                                  marker=dict(size=11, color=COLORS["false"], symbol="x")))
     fig.update_layout(title=title, xaxis_title="false positive rate", yaxis_title="true positive rate",
                       width=560, height=500, legend=dict(x=0.35, y=0.05))
@@ -157,3 +159,4 @@ def probability_histogram(probs, labels=None, upper: float | None = None, lower:
     fig.update_layout(title=title, barmode="overlay", xaxis_title="probability", yaxis_title="images",
                       yaxis_type="log")
     return fig
+
