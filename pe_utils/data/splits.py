@@ -23,6 +23,10 @@ import pandas as pd
 from ..profiles import SAMPLING_RATES
 
 #: training-set fractions of Case2/Case4 (Table 6.4); 66.66 and 33.34 written as the thesis does
+#: share of Case1's training stage held out for validation: 80 % train / 20 % validation (4.1.1)
+CASE1_VAL_FRACTION = 0.2
+#: share of Case2's images (by patient) used for validation: 80 % / 20 % (5.1.1)
+CASE2_VAL_FRACTION = 0.2
 TRAIN_FRACTIONS: tuple[float, ...] = (1.0, 0.9, 0.8, 0.75, 0.6666, 0.5, 0.3334, 0.25, 0.2, 0.1, 0.05)
 
 LABEL = "pe_present_on_image"
@@ -97,7 +101,7 @@ def _stratified_pick(labels: np.ndarray, fraction: float, rng: np.random.Generat
 
 
 def case1_split(index: pd.DataFrame, rate: str | Fraction, seed: int = 0,
-                val_fraction: float = 0.2, stratify: bool = True,
+                val_fraction: float = CASE1_VAL_FRACTION, stratify: bool = True,
                 label_col: str = LABEL) -> np.ndarray:
     """Case1 split of a cache index: periodic training stage, random train/val, rest test.
 
@@ -137,7 +141,7 @@ def case1_split(index: pd.DataFrame, rate: str | Fraction, seed: int = 0,
     return split.astype(str)
 
 
-def patient_split(index: pd.DataFrame, seed: int = 0, val_fraction: float = 0.2,
+def patient_split(index: pd.DataFrame, seed: int = 0, val_fraction: float = CASE2_VAL_FRACTION,
                   patient_col: str = "patient_id", stratify: bool = True,
                   label_col: str = LABEL) -> np.ndarray:
     """Case2 split by patient: about ``val_fraction`` of the images, no patient in both sets.
