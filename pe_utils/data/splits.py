@@ -22,11 +22,11 @@ import pandas as pd
 
 from ..profiles import SAMPLING_RATES
 
-#: training-set fractions of Case2/Case4 (Table 6.4); 66.66 and 33.34 written as the thesis does
 #: share of Case1's training stage held out for validation: 80 % train / 20 % validation (4.1.1)
 CASE1_VAL_FRACTION = 0.2
 #: share of Case2's images (by patient) used for validation: 80 % / 20 % (5.1.1)
 CASE2_VAL_FRACTION = 0.2
+#: training-set fractions of Case2/Case4 (Table 6.4); 66.66 and 33.34 written as the thesis does
 TRAIN_FRACTIONS: tuple[float, ...] = (1.0, 0.9, 0.8, 0.75, 0.6666, 0.5, 0.3334, 0.25, 0.2, 0.1, 0.05)
 
 LABEL = "pe_present_on_image"
