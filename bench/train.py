@@ -3,12 +3,17 @@
 Prints, for one model, batch size and set of synthetic images (uint8 in memory, as the
 cache would give them):
 
-1. images/s of a bare loop (pre-built batches in memory: forward, focal loss, backward,
-   SGD step; AMP + channels_last on CUDA as ``fit`` does);
-2. images/s of ``pe_utils.learn.train.fit`` over a ``CacheDataset`` + ``make_loader`` with the
-   training augmentation and a ``last.pt`` checkpoint per epoch (goal: >= 0.9 x bare);
-3. images/s of the DataLoader alone (same loader: area resize + augmentation), against
-   the bare training images/s (goal: >= 5 x).
+1. images/s of a bare loop (pre-built batches on the device: forward, focal loss,
+   backward, SGD step; AMP + channels_last on CUDA as ``fit`` does);
+2. images/s of ``pe_utils.learn.fit`` over the training data path and a ``last.pt``
+   checkpoint per epoch (goal: >= 0.9 x bare). ``--path device`` (default): ``CacheSlices``
+   (uint8 batches, pinned) + ``DeviceLoader`` (resize and ``AffineAugment`` on the device);
+   ``--path cpu``: the former ``CacheDataset`` + ``train_transform`` per image on the CPU;
+3. images/s of the loader alone (the same path, no model; on the device path the CPU
+   slicing alone too), against the bare training images/s (goal: >= 5 x).
+
+``--compile`` (``True`` or a mode such as ``reduce-overhead`` for CUDA graphs) passes
+``compile=`` to ``fit`` and to the bare loop alike.
 
 The bare loop and ``fit`` alternate ``--repeats`` times in the same process; the best of
 each is reported (other users of the machine only ever slow a run down).
@@ -27,7 +32,9 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
+from pe_utils.data.augment import AffineAugment
 from pe_utils.data.datasets import CacheDataset, make_loader, set_epoch
+from pe_utils.data.slices import CacheSlices, DeviceLoader
 from pe_utils.learn.losses import FocalLoss
 from pe_utils.learn.models import build_classifier
 from pe_utils.learn.checkpoint import save_checkpoint
@@ -49,6 +56,10 @@ def parse(argv):
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (shared machines: 1)")
     p.add_argument("--device", default=None, help="cpu, cuda (default: cuda if available)")
+    p.add_argument("--path", choices=("device", "cpu"), default="device",
+                   help="augmentation on the training device (batched) or per image on the CPU")
+    p.add_argument("--compile", default=None,
+                   help="torch.compile the model: 'default', 'reduce-overhead' (CUDA graphs), ...")
     return p.parse_args(argv)
 
 
@@ -101,47 +112,67 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(args.n_images, args.cache_size, args.cache_size), dtype=np.uint8)
     labels = (rng.random(args.n_images) < 0.3).astype(np.int64)
-    dataset = CacheDataset(images, labels, None, transform=train_transform(),
-                           image_size=args.image_size, seed=0)
-    loader = make_loader(dataset, args.batch_size, shuffle=True, seed=0,
-                         num_workers=args.workers, device=device, drop_last=True)
+    if args.path == "device":
+        # the loader only slices uint8 rows; resize and augmentation run on the device
+        raw = make_loader(CacheSlices(images, labels, None, seed=0), args.batch_size, shuffle=True,
+                          seed=0, num_workers=args.workers, device=device, drop_last=True)
+        loader = DeviceLoader(raw, device, augment=AffineAugment(), image_size=args.image_size)
+    else:
+        dataset = CacheDataset(images, labels, None, transform=train_transform(),
+                               image_size=args.image_size, seed=0)
+        raw = loader = make_loader(dataset, args.batch_size, shuffle=True, seed=0,
+                                   num_workers=args.workers, device=device, drop_last=True)
     n_per_epoch = len(loader) * args.batch_size
 
     seed_everything(0)
     model = build_classifier(args.arch, in_channels=1).to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
+    compile_opt = {None: False, "default": True}.get(args.compile, args.compile)
+    runner = torch.compile(model, **({} if compile_opt is True else {"mode": compile_opt})) \
+        if compile_opt else model
     criterion = FocalLoss(gamma=2.0).to(device)
     optimizer = build_optimizer(model, "sgd", lr=0.001)
     # the bare loop's data: the same images, resized and augmented once, kept as batches
     set_epoch(loader, 0)
     batches = [(x.to(device), y.to(device)) for x, y in loader]
-    bare_loop(model, criterion, optimizer, batches[:1], 1, device)  # warm-up (allocations, cuDNN)
+    # warm-up (allocations, cuDNN, compilation): also one fit epoch, so that fit's own
+    # first-call costs (compilation of the augmentation's kernels, workers) are not timed
+    bare_loop(runner, criterion, optimizer, batches[:2], 1, device)
+    with tempfile.TemporaryDirectory() as tmp:
+        fit(model, criterion, optimizer, loader, None, 1, device, checkpoint_dir=tmp,
+            progress=False, figures=epoch_figures, compile=compile_opt)
 
     print(f"device={device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
           f"threads={torch.get_num_threads()}, arch={args.arch}, input={args.image_size}px "
           f"(stored {args.cache_size}px), batch={args.batch_size}, images/epoch={n_per_epoch}, "
-          f"epochs={args.epochs}, workers={args.workers}")
+          f"epochs={args.epochs}, workers={args.workers}, path={args.path}, compile={compile_opt}")
     n_images = n_per_epoch * args.epochs
     bare, fitted = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
-            bare.append(bare_loop(model, criterion, optimizer, batches, args.epochs, device))
+            bare.append(bare_loop(runner, criterion, optimizer, batches, args.epochs, device))
             with Clock(device) as clock:
                 fit(model, criterion, optimizer, loader, None, args.epochs, device,
-                    checkpoint_dir=f"{tmp}/run{r}", progress=False, figures=epoch_figures)
+                    checkpoint_dir=f"{tmp}/run{r}", progress=False, figures=epoch_figures,
+                    compile=compile_opt)
             fitted.append(clock)
             print(f"  repeat {r + 1}: bare {n_images / bare[-1].wall:7.1f} img/s wall "
                   f"({n_images / bare[-1].cpu:7.1f} CPU)   fit {n_images / fitted[-1].wall:7.1f} img/s wall "
                   f"({n_images / fitted[-1].cpu:7.1f} CPU)")
 
-    # the loader alone: same resize + augmentation, no model
-    n = 0
-    with Clock(device) as load_clock:
-        for epoch in range(max(1, args.epochs)):
-            set_epoch(loader, epoch)
-            for x, _ in loader:
-                n += x.shape[0]
+    # the loader alone: the same path (slicing + resize + augmentation), no model
+    def time_loader(ld):
+        n = 0
+        with Clock(device) as clock:
+            for epoch in range(max(1, args.epochs)):
+                set_epoch(ld, epoch)
+                for batch in ld:
+                    n += batch[0].shape[0]
+        return n, clock
+
+    n, load_clock = time_loader(loader)
+    n_raw, raw_clock = time_loader(raw) if raw is not loader else (n, load_clock)
 
     # one checkpoint write (model + optimizer), a fixed cost per epoch inside fit
     with tempfile.TemporaryDirectory() as tmp:
@@ -159,8 +190,13 @@ def main(argv=None) -> int:
     print(f"  bare training loop : {bare_ips:9.1f} images/s")
     print(f"  fit (loader + augmentation + figures + checkpoint): {fit_ips:9.1f} images/s   "
           f"ratio fit/bare = {fit_ips / bare_ips:.3f}   (goal >= 0.9)")
-    print(f"  DataLoader alone   : {loader_ips:9.1f} images/s   "
+    print(f"  loader alone       : {loader_ips:9.1f} images/s   "
           f"ratio loader/training = {loader_ips / bare_ips:.1f}x   (goal >= 5x)")
+    if raw is not loader:
+        raw_ips = n_raw / key(raw_clock)
+        print(f"    of which the CPU DataLoader (uint8 slices): {raw_ips:9.1f} images/s = "
+              f"{raw_ips / bare_ips:.1f}x training; resize + augmentation on {device.type}: "
+              f"{1 / (1 / loader_ips - 1 / raw_ips) if loader_ips < raw_ips else float('inf'):9.1f} images/s")
     epoch_s = n_per_epoch / bare_ips
     print(f"  per epoch of {n_per_epoch} images: training {epoch_s:.2f} s, loading "
           f"{n_per_epoch / loader_ips:.2f} s (serial with training when workers=0), "

@@ -519,3 +519,55 @@ def test_custom_figures_and_a_higher_is_better_best_metric(tmp_path):
     assert best["value"] == max(r["val_neg_mse"] for r in history)
     out = evaluate(model, nn.MSELoss(), val_loader, "cpu", step=autoencoder_step, figures=figures)
     assert out["error"].shape == (6,) and out["neg_mse"] == pytest.approx(-out["error"].mean())
+
+
+# --------------------------------------------------------------------------- the device path
+def device_fit(ckpt_dir, seed=0, resume=False, on_epoch_end=None, compile=False, epochs=3):
+    """A small classifier over CacheSlices + DeviceLoader (resize and AffineAugment batched)."""
+    from pe_utils.data.augment import AffineAugment
+    from pe_utils.data.slices import CacheSlices, DeviceLoader
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(N_TRAIN + N_VAL, 40, 40), dtype=np.uint8)
+    labels = (np.arange(N_TRAIN + N_VAL) % 3 == 0).astype(np.int64)
+    seed_everything(seed)
+    train = DeviceLoader(make_loader(CacheSlices(images, labels, np.arange(N_TRAIN), seed=0), BATCH,
+                                     shuffle=True, seed=0), "cpu", augment=AffineAugment(), image_size=SIZE)
+    val = DeviceLoader(make_loader(CacheSlices(images, labels, np.arange(N_TRAIN, N_TRAIN + N_VAL)), BATCH,
+                                   shuffle=False, seed=0), "cpu", image_size=SIZE)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Dropout(0.5), nn.Linear(4, 1), nn.Flatten(0))
+    optimizer = build_optimizer(model, "sgd", lr=0.05, momentum=0.9)
+    history = fit(model, FocalLoss(gamma=2.0), optimizer, train, val, epochs, "cpu", checkpoint_dir=ckpt_dir,
+                  resume=resume, progress=False, on_epoch_end=on_epoch_end, figures=epoch_figures,
+                  compile=compile)
+    return model, history
+
+
+def test_fit_over_the_device_loader_resumes_exactly(tmp_path):
+    with one_thread():
+        model, history = device_fit(tmp_path / "straight")
+        assert [r["train_n"] for r in history] == [N_TRAIN] * 3 and history[0]["val_n"] == N_VAL
+
+        def crash_after_first(record):
+            if record["epoch"] == 1:
+                raise Crash
+
+        with pytest.raises(Crash):
+            device_fit(tmp_path / "resumed", on_epoch_end=crash_after_first)
+        resumed, resumed_history = device_fit(tmp_path / "resumed", seed=99, resume=True)
+    assert_same_weights(model, resumed)
+    assert same_history(history, resumed_history)
+
+
+def test_fit_compile_option_runs_and_checkpoints_plain_weights(tmp_path):
+    # on CPU only that it runs (the eager backend: no C++ toolchain needed) and changes no
+    # number; whether compilation pays is measured on a GPU by bench/train.py --compile
+    with one_thread():
+        model, history = device_fit(None, epochs=1)
+        compiled, compiled_history = device_fit(tmp_path, epochs=1, compile={"backend": "eager"})
+    assert_same_weights(model, compiled)
+    assert same_history(history, compiled_history)
+    assert not any(k.startswith("_orig_mod") for k in load_checkpoint(tmp_path / "last.pt")["model"])
+    with pytest.raises(ValueError, match="compile"):
+        device_fit(None, epochs=1, compile=3)

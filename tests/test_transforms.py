@@ -144,3 +144,9 @@ def test_tta_views_rgb_and_single_image():
     assert all(v.shape == (3, 16, 16) for v in tta_views(torch.rand(3, 16, 16)))
     with pytest.raises(ValueError):
         tta_views(torch.rand(16, 16))
+
+
+def test_tta_names_keep_working_from_transforms():
+    from pe_utils.data import augment, transforms
+
+    assert transforms.tta_views is augment.tta_views and transforms.TTA_VIEW_NAMES is augment.TTA_VIEW_NAMES

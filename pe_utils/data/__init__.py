@@ -20,7 +20,9 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "splits": ("parse_rate", "case1_split", "patient_split", "train_fraction_subset", "resample",
                "periodic_mask", "TRAIN_FRACTIONS"),
     "datasets": ("CacheDataset", "make_loader", "set_epoch"),
-    "transforms": ("train_transform", "eval_transform", "tta_views", "TTA_VIEW_NAMES"),
+    "transforms": ("train_transform", "eval_transform"),
+    "augment": ("AffineAugment", "SimCLRViews", "tta_views", "TTA_VIEW_NAMES"),
+    "slices": ("CacheSlices", "DeviceLoader"),
     "defaults": ("ensure_default_data", "prepare_cache"),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, EXPORTS)

@@ -10,6 +10,11 @@ Reproducibility (the contract :func:`pe_utils.learn.train.fit` relies on to resu
   a sample's augmentation depends neither on the order, nor on the worker that loads it,
   nor on anything else drawn from the global generator (dropout keeps its own stream).
 
+On a GPU the per-image CPU transform is the ceiling: the device path
+(:class:`pe_utils.data.slices.CacheSlices` + :class:`pe_utils.data.slices.DeviceLoader` +
+:mod:`pe_utils.data.augment`) slices ``uint8`` batches here and augments them on the device,
+keyed by the same ``(seed, epoch, position)``. This CPU path stays, unchanged.
+
 Call :func:`set_epoch` (``fit`` does) before iterating a loader for epoch ``e``. Workers
 are not persistent: each epoch's workers get a fresh copy of the dataset, epoch included.
 
@@ -234,6 +239,8 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0,
         drop_last=drop_last,
         worker_init_fn=seed_worker if num_workers > 0 else None,
         generator=generator,
+        # a dataset that fetches whole batches (CacheSlices.__getitems__) collates them itself
+        collate_fn=getattr(dataset, "collate_batch", None),
         # not persistent: each epoch's workers copy the dataset after set_epoch()
         persistent_workers=False,
         prefetch_factor=4 if num_workers > 0 else None,

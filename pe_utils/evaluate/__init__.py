@@ -15,5 +15,6 @@ EXPORTS: dict[str, tuple[str, ...]] = {
                  "expected_workload"),
     "thresholds": ("widest_perfect_thresholds", "validation_thresholds", "compare_threshold_choices"),
     "conformal": ("conformal_sets", "conformal_thresholds", "sets_to_triage"),
+    "baseline": ("nearest_annotated_labels", "baseline_metrics"),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, EXPORTS)

@@ -1,7 +1,8 @@
 """Test-time augmentation: the mean probability of each image over a few augmented views.
 
 Thesis 4.1.1: each test image is predicted under 5 test-time augmentations (the original,
-two shifts, a rotation, a crop; ``pe_utils.data.transforms.tta_views``) and the mean sigmoid
+two shifts, a rotation, a crop; :func:`pe_utils.data.augment.tta_views`, batched on the
+device) and the mean sigmoid
 probability is what :mod:`pe_utils.evaluate.triaging` compares with the two thresholds.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ def predict_tta(model, loader, device, views: Callable | None = None, amp: bool 
         loader: yields ``(x, y)`` batches; iterated once, in order.
         device: where the model lives (``"cpu"``, ``"cuda"``, a ``torch.device``).
         views: ``views(x) -> list of V tensors (B, C, H, W)``; defaults to
-            ``pe_utils.data.transforms.tta_views`` (5 views, the original first).
+            :func:`pe_utils.data.augment.tta_views` (5 views, the original first).
         amp: mixed precision, as ``fit`` takes it (``pe_utils.learn.amp_dtype``): ``"auto"``
             is bf16 autocast on CUDA (fp16 without bf16) and full precision on CPU.
 
@@ -38,7 +39,7 @@ def predict_tta(model, loader, device, views: Callable | None = None, amp: bool 
     from pe_utils.learn.setup import amp_dtype, autocast  # lazily, as torch: imports torch
 
     if views is None:
-        from pe_utils.data.transforms import tta_views as views  # lazily: transforms imports torchvision
+        from pe_utils.data.augment import tta_views as views  # lazily: augment imports kornia
     device = torch.device(device)
     dtype = amp_dtype(device, amp)
     was_training = model.training

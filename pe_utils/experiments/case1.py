@@ -18,11 +18,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
 
 # through the wings' re-exports: a module moving inside a wing does not break this one
-from ..data import (CacheDataset, case1_split, eval_transform, load_cache, make_loader, parse_rate,
-                    train_transform)
+from ..data import (AffineAugment, CacheDataset, CacheSlices, DeviceLoader, case1_split, eval_transform,
+                    load_cache, make_loader, parse_rate)
 from ..learn import FocalLoss, build_optimizer, build_scheduler
 from ..profiles import SAMPLING_RATES, SMALL_RATES, resolve
 from .resume import cache_fingerprint
@@ -83,8 +82,8 @@ class Case1Data:
     labels: np.ndarray                  # (N,) float32 pe_present_on_image
     split: np.ndarray                   # (N,) "train" | "val" | "test"
     ids: dict[str, np.ndarray]          # split name -> image numbers, int64
-    datasets: dict[str, CacheDataset]   # train (augmented if cfg["augment"]), val, test
-    loaders: dict[str, DataLoader]      # train shuffled per epoch; val and test in order
+    datasets: dict[str, CacheDataset]   # train, val, test without augmentation (for galleries)
+    loaders: dict[str, DeviceLoader]    # train shuffled per epoch (augmented on the device); val, test in order
     n_dataset: int                      # images in the whole dataset
     n_training_stage: int               # train + val: annotated by hand up front
     in_channels: int                    # 1 for a gray cache, 3 for RGB windows
@@ -141,14 +140,19 @@ def case1_data(cache: Any, rate: str | Fraction, cfg: dict,
     labels = index.pe_present_on_image.to_numpy().astype(np.float32)
     split = case1_split(index, rate, seed=cfg["seed"])
     ids = {name: np.flatnonzero(split == name) for name in SPLITS}
-    common = dict(image_size=cfg["image_size"], seed=cfg["seed"])
-    train_tf = train_transform() if cfg["augment"] else eval_transform()
-    datasets = {name: CacheDataset(cache.images, labels, ids[name],
-                                   transform=train_tf if name == "train" else eval_transform(), **common)
+    # galleries and single images: the split as the network sees it, without augmentation
+    datasets = {name: CacheDataset(cache.images, labels, ids[name], transform=eval_transform(),
+                                   image_size=cfg["image_size"], seed=cfg["seed"])
                 for name in SPLITS}
-    loaders = {name: make_loader(ds, batch_size=cfg["batch_size"], shuffle=(name == "train"),
-                                 seed=cfg["seed"], num_workers=cfg["num_workers"], device=device)
-               for name, ds in datasets.items()}
+    # training batches: the loader only slices uint8 rows; resizing and the thesis's augmentation
+    # (AffineAugment, drawn per sample from (seed, epoch, index)) run batched on the device
+    loaders = {name: DeviceLoader(
+                   make_loader(CacheSlices(cache.images, labels, ids[name], seed=cfg["seed"]),
+                               batch_size=cfg["batch_size"], shuffle=(name == "train"), seed=cfg["seed"],
+                               num_workers=cfg["num_workers"], device=device),
+                   device, augment=AffineAugment() if (name == "train" and cfg["augment"]) else None,
+                   image_size=cfg["image_size"])
+               for name in SPLITS}
     rate_key, test_name = rate_name(rate)
     return Case1Data(
         rate_key=rate_key, test_name=test_name, index=index, labels=labels, split=split, ids=ids, datasets=datasets, loaders=loaders,

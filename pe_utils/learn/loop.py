@@ -64,6 +64,19 @@ def _choose_metric(chosen: str | None, record: dict[str, Any]) -> str:
     return metric
 
 
+def _compiled(model: nn.Module, compile: bool | str | dict) -> nn.Module:
+    """``model``, or ``torch.compile(model, ...)`` as :func:`fit`'s ``compile`` says."""
+    if compile is False or compile is None:
+        return model
+    if compile is True:
+        return torch.compile(model)
+    if isinstance(compile, str):
+        return torch.compile(model, mode=compile)
+    if isinstance(compile, dict):
+        return torch.compile(model, **compile)
+    raise ValueError(f"compile must be a bool, a mode name or a dict of torch.compile keywords, got {compile!r}")
+
+
 def _resume(ckpt_dir: Path, config: dict, ignore: Iterable[str], model: nn.Module,
             optimizer: torch.optim.Optimizer, scheduler, scaler, loaders) -> dict[str, Any] | None:
     """Load ``ckpt_dir/last.pt`` into the run's objects if it was made with ``config``;
@@ -94,7 +107,7 @@ def fit(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer
         on_epoch_end: Callable[[dict], None] | None = None, amp: bool | str = "auto",
         best_metric: str | None = None, threshold: float = 0.5,
         resume_ignore: Iterable[str] = ("epochs",), step: Step = supervised_step,
-        figures: Figures | None = None) -> list[dict[str, Any]]:
+        figures: Figures | None = None, compile: bool | str | dict = False) -> list[dict[str, Any]]:
     """Train for ``epochs`` epochs; the model of the last epoch stays in ``model``.
 
     Args:
@@ -132,6 +145,12 @@ def fit(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer
         step: what one batch does (default :func:`pe_utils.learn.steps.supervised_step`).
         figures: the epoch's figures from the step's outputs, e.g.
             :func:`pe_utils.evaluate.metrics.epoch_figures`; ``None``: loss and n only.
+        compile: run the model through ``torch.compile`` (off by default): ``True`` (default
+            mode), a mode name such as ``"reduce-overhead"`` (CUDA graphs, for launch-bound
+            small batches) or a dict of ``torch.compile`` keywords. The checkpoints hold
+            ``model``'s own weights (no ``_orig_mod.`` prefix). An option, not a default:
+            whether it pays depends on the GPU, the batch and the compile time
+            (``bench/train.py --compile`` measures it).
 
     Returns:
         History: one dict per epoch, with ``epoch`` (1-based), ``lr`` (at the epoch's
@@ -160,6 +179,8 @@ def fit(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer
     if isinstance(criterion, nn.Module):
         criterion.to(device)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+    # the compiled module shares model's parameters: checkpoints keep saving ``model``
+    runner = _compiled(model, compile)
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     loaders = (train_loader, val_loader)
     config = to_checkpoint_plain(config or {})
@@ -192,11 +213,11 @@ def fit(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer
                     set_epoch(ld, epoch)
             lr = optimizer.param_groups[0]["lr"]
             t0 = time.perf_counter()
-            tr = train_one_epoch(model, criterion, optimizer, train_loader, device, scheduler=scheduler,
+            tr = train_one_epoch(runner, criterion, optimizer, train_loader, device, scheduler=scheduler,
                                  scaler=scaler, amp=amp, threshold=threshold, bar=bar, step=step,
                                  figures=figures)
             t1 = time.perf_counter()
-            va = evaluate(model, criterion, val_loader, device, amp=amp, threshold=threshold, step=step,
+            va = evaluate(runner, criterion, val_loader, device, amp=amp, threshold=threshold, step=step,
                           figures=figures) if val_loader is not None else {}
             t2 = time.perf_counter()
             if scheduler is not None and scheduler_interval(scheduler) == "epoch":
