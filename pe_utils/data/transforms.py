@@ -17,7 +17,6 @@ two views) is :mod:`pe_utils.data.augment`; this CPU path stays for backward com
 from __future__ import annotations
 
 import torch
-from torchvision.transforms import v2
 
 # the TTA views moved to the batched augmentation module; these names keep working from here
 from .augment import (TTA_CROP_FRACTION, TTA_ROTATION, TTA_SHIFT_FRACTION,  # noqa: F401
@@ -25,7 +24,7 @@ from .augment import (TTA_CROP_FRACTION, TTA_ROTATION, TTA_SHIFT_FRACTION,  # no
 
 
 def train_transform(rotation: float = 10, shift: float = 0.1, zoom: float = 0.2,
-                    fill: float = 0.0) -> v2.Transform:
+                    fill: float = 0.0) -> "v2.Transform":
     """Training augmentation of THESIS 4.1.1 (Keras ``ImageDataGenerator`` ranges).
 
     Args:
@@ -49,6 +48,8 @@ def train_transform(rotation: float = 10, shift: float = 0.1, zoom: float = 0.2,
         raise ValueError(f"zoom must be < 1 (scale 1 - zoom must stay positive), got {zoom}")
     if shift > 1:
         raise ValueError(f"shift is a fraction of the image side (<= 1), got {shift}")
+    from torchvision.transforms import v2  # lazily: torchvision's import costs ~1.5 s
+
     return v2.RandomAffine(
         degrees=rotation,
         translate=(shift, shift) if shift > 0 else None,
@@ -58,6 +59,8 @@ def train_transform(rotation: float = 10, shift: float = 0.1, zoom: float = 0.2,
     )
 
 
-def eval_transform() -> v2.Transform:
+def eval_transform() -> "v2.Transform":
     """Evaluation preset: no augmentation, only make sure the tensor is float32."""
+    from torchvision.transforms import v2  # lazily, as above
+
     return v2.ToDtype(torch.float32, scale=False)

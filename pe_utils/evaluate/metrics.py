@@ -18,7 +18,6 @@ import math
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
 __all__ = [
     "binary_metrics",
@@ -65,6 +64,8 @@ def binary_metrics(y_true, y_prob, threshold: float = 0.5) -> dict:
     p = _as_probs(y_prob, y.shape[0])
     pred = (p >= threshold).astype(np.int64)
     # labels=[0, 1] keeps a 2x2 matrix even when a class is absent
+    from sklearn.metrics import confusion_matrix, roc_auc_score  # lazily: ~1 s to import, see bench/batch_overhead.py
+
     tn, fp, fn, tp = (int(v) for v in confusion_matrix(y, pred, labels=[0, 1]).ravel())
     n = tn + fp + fn + tp
     precision = tp / (tp + fp) if tp + fp else 0.0
@@ -92,6 +93,8 @@ def youden_threshold(y_true, y_prob) -> float:
     p = _as_probs(y_prob, y.shape[0])
     if len(np.unique(y)) < 2:
         raise ValueError("youden_threshold needs both classes in y_true")
+    from sklearn.metrics import roc_curve  # lazily, as above
+
     fpr, tpr, thresholds = roc_curve(y, p)
     best = int(np.argmax(tpr - fpr))
     return float(min(thresholds[best], 1.0))

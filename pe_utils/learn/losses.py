@@ -9,7 +9,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import nn
-from torchvision.ops import sigmoid_focal_loss
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -91,6 +90,8 @@ class FocalLoss(nn.Module):
         # the loss in float32 even under autocast: log(p_t) of fp16 logits is too coarse
         logits = logits.float()
         targets = targets.to(logits.dtype)
+        from torchvision.ops import sigmoid_focal_loss  # lazily: torchvision's import costs ~1.5 s
+
         loss = sigmoid_focal_loss(logits, targets, alpha=-1 if self.alpha is None else self.alpha,
                                   gamma=self.gamma, reduction="none")  # (B,)
         if self.class_weights is not None:

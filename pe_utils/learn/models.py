@@ -16,7 +16,6 @@ import warnings
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
 #: architectures build_classifier accepts (torchvision names)
@@ -98,6 +97,8 @@ def build_classifier(arch: str = "resnet50", in_channels: int = 1, dropout: floa
         raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
     if in_channels not in (1, 3):
         raise ValueError(f"in_channels must be 1 or 3, got {in_channels}")
+    import torchvision  # lazily: importing pe_utils' names must not cost torchvision's ~1.5 s
+
     backbone = getattr(torchvision.models, arch)(weights=None)
     if in_channels != 3:
         old = backbone.conv1
