@@ -11,6 +11,7 @@ import pytest
 
 import pe_utils.phantom
 from pe_utils.phantom import synthetic, writer
+from pe_utils.phantom.emboli import positive_bounds
 from pe_utils.phantom.render import make_patient
 from pe_utils.phantom.synthetic import GENERATOR_VERSION, generate, read_marker
 from pe_utils.phantom.writer import EXAM_COLUMNS, RSNA_COLUMNS
@@ -122,6 +123,7 @@ def test_hu_is_plausible(series):
 
 def test_vessels_and_clots_have_their_hu_where_rendered(phantom, series):
     positives, _ = synthetic.assign(PATIENTS, 0.5, 0.75, 0)
+    clot_hu = []  # pooled: a small clot may have no pixel clear of partial volume
     for index in range(PATIENTS):
         plan, rendered = make_patient(0, index, index in positives, SLICES)
         study = writer.make_uid(0, index, "study")
@@ -136,15 +138,20 @@ def test_vessels_and_clots_have_their_hu_where_rendered(phantom, series):
         assert 250 <= np.median(hu[artery]) <= 400
         labels = np.array([int(row["pe_present_on_image"]) for _, row in series[study]])[::-1]
         np.testing.assert_array_equal(labels, rendered.labels)
+        np.testing.assert_array_equal(plan.labels, rendered.labels)  # the plan knew them
         if labels.any():
             assert (rendered.defect[labels == 1] >= 0.5).any(axis=(1, 2)).all()
             clot = core(rendered.defect)
             clot[ghosts] = False
-            assert 20 <= np.median(hu[clot]) <= 70
+            clot_hu.append(hu[clot])
+    clot_hu = np.concatenate(clot_hu)
+    assert clot_hu.size > 20 and 20 <= np.median(clot_hu) <= 70
 
 
-def test_labels_are_contiguous_runs_in_positive_exams_only(series):
+def test_positive_slices_only_in_positive_exams_and_a_minority_there(series):
     n_positive = 0
+    lo, hi = positive_bounds(SLICES)
+    assert (lo, hi) == (1, 2)  # 5-30 % of 8 slices
     for slices in series.values():
         labels = np.array([int(row["pe_present_on_image"]) for _, row in slices])
         negative = int(slices[0][1]["negative_exam_for_pe"])
@@ -152,9 +159,7 @@ def test_labels_are_contiguous_runs_in_positive_exams_only(series):
             assert labels.sum() == 0
             continue
         n_positive += 1
-        runs = np.split(labels, np.nonzero(np.diff(labels))[0] + 1)
-        assert all(len(r) >= 2 for r in runs if r[0] == 1)
-        assert labels.sum() >= 2
+        assert lo <= labels.sum() <= hi
     assert n_positive == PATIENTS // 2
 
 

@@ -1,10 +1,11 @@
 """The anatomy plan: everything drawn at random for one patient, before any pixel is painted.
 
 :func:`plan_patient` draws a patient's body sizes and HU levels, its vessels
-(:mod:`pe_utils.phantom.vessels`), its emboli and look-alikes (lymph nodes, contrast-mixing
+(:mod:`pe_utils.phantom.vessels`), its look-alikes (lymph nodes, contrast-mixing
 artefacts) and its scan artefacts (motion, streaks) from
-``numpy.random.SeedSequence([seed, index, 1])``; :func:`pe_utils.phantom.render.render_patient`
-then paints the plan deterministically. ``difficulty`` moves the task knobs between three
+``numpy.random.SeedSequence([seed, index, 1])``, then its emboli and the labels they give
+(:mod:`pe_utils.phantom.emboli`); :func:`pe_utils.phantom.render.render_patient` then paints
+the plan deterministically. ``difficulty`` moves the task knobs between three
 anchors (:data:`KNOBS`).
 """
 from __future__ import annotations
@@ -13,10 +14,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .emboli import place_emboli
 from .vessels import (Tubes, draw_mediastinum, draw_pulmonary_vessels, perpendicular, point_in_window,
                       unit)
 
 DEFAULT_DIFFICULTY = 0.3  # tuned on the demo profile, see pe_utils.phantom's docstring
+SCAN_MM = 300.0           # a CTPA covers the whole chest, apex to diaphragm
+MAX_DZ = 5.0              # thickest slices (short series); thinner ones when there are more
+LOOKALIKE_MM = 120.0      # the look-alike rates below are per this many mm of scan
 
 
 @dataclass
@@ -41,6 +46,7 @@ class PatientPlan:
     motion: tuple[int, int, float, float] | None   # (first, last slice, dy mm, ghost weight)
     streaks: tuple[int, int, float] | None         # (first, last slice, amplitude HU)
     exam: dict = field(default_factory=dict)       # qa_motion, qa_contrast, flow_artifact, ...
+    labels: np.ndarray | None = None               # (M,) uint8 pe_present_on_image, as rendered
 
 
 # Task knobs at three anchor difficulties; difficulty_knobs interpolates linearly between them.
@@ -48,11 +54,12 @@ class PatientPlan:
 KNOBS = {
     #                  easy (0)      default        hard (1)
     "clot_radius": ((0.85, 0.97), (0.80, 0.95), (0.55, 0.70)),  # fraction of artery radius
-    "clot_artery_min": (11.0, 10.0, 4.0),       # mm, narrowest artery that gets a clot
-    "clot_count": ((3, 5), (3, 4), (1, 2)),       # emboli per positive patient
-    "clot_half_length": ((14.0, 26.0), (12.0, 24.0), (6.0, 16.0)),  # mm along the artery
-    "nodes": (0.5, 1.0, 6.0),                   # mean lymph nodes per patient
-    "flow_p": (0.1, 0.2, 0.6),                  # chance of a contrast-mixing artefact
+    # chance of each artery class of emboli.CLASSES: central, lobar, segmental, subsegmental
+    "clot_mix": ((0.30, 0.40, 0.25, 0.05), (0.12, 0.30, 0.40, 0.18), (0.04, 0.16, 0.45, 0.35)),
+    "clot_count": ((2, 4), (1, 4), (1, 4)),       # emboli per positive patient
+    "clot_length": (1.3, 1.0, 0.8),             # scales the class's half-length range
+    "nodes": (0.5, 1.0, 6.0),                   # mean lymph nodes per LOOKALIKE_MM of scan
+    "flow_p": (0.1, 0.2, 0.6),                  # mean contrast-mixing artefacts per LOOKALIKE_MM
     "flow_drop": ((0.2, 0.4), (0.25, 0.45), (0.6, 0.8)),  # HU drop, fraction of (artery - 40)
     "noise": ((6.0, 14.0), (8.0, 18.0), (20.0, 40.0)),     # HU
     "streak_p": (0.1, 0.2, 0.5),
@@ -76,42 +83,28 @@ def difficulty_knobs(d: float) -> dict:
     return knobs
 
 
-def draw_lesions(rng, knobs, arteries, zlo, zhi, positive, pa_hu):
-    """Emboli (positives only), contrast-mixing artefacts and lymph nodes in [zlo, zhi].
+def draw_lookalikes(rng, knobs, arteries, zlo, zhi, pa_hu, scale):
+    """Contrast-mixing artefacts and lymph nodes in [zlo, zhi], in negatives and positives alike.
+
+    Args:
+        scale: scan length in units of :data:`LOOKALIKE_MM` (the knobs are rates per unit).
 
     Returns:
-        ``(emboli, flows, nodes, flow_hu)``: three :class:`Tubes` and the HU of the flows.
+        ``(flows, nodes, flow_hu)``: two :class:`Tubes` and the HU of the flows.
     """
-    emboli, flows, nodes = Tubes(), Tubes(), Tubes()
+    flows, nodes = Tubes(), Tubes()
     seen = [i for i in range(len(arteries))
             if point_in_window(rng, arteries.p0[i], arteries.p1[i], zlo, zhi) is not None]
-    pool = [i for i in seen if arteries.r[i] >= knobs["clot_artery_min"]]
-    if not pool:  # a short scan that misses the wide arteries: take the widest it sees
-        pool = sorted(seen, key=lambda i: -arteries.r[i])[:6]
-    if positive and pool:
-        weight = np.array([arteries.r[i] for i in pool]) ** 2  # clots lodge in wide arteries
-        for _ in range(rng.integers(knobs["clot_count"][0], knobs["clot_count"][1] + 1)):
-            i = pool[rng.choice(len(pool), p=weight / weight.sum())]
-            p0, p1, rv = arteries.p0[i], arteries.p1[i], arteries.r[i]
-            axis = unit(p1 - p0)
-            c = point_in_window(rng, p0, p1, zlo, zhi)
-            re = rv * rng.uniform(*knobs["clot_radius"])
-            if rng.random() < 0.5:  # stuck to the wall rather than floating in the lumen
-                c = c + (rv - re) * rng.uniform(0.7, 1.0) * perpendicular(rng, axis)
-            half = rng.uniform(*knobs["clot_half_length"])
-            emboli.add(c - half * axis, c + half * axis, re, w=1.0, side=arteries.side[i],
-                       main=arteries.main[i])
     flow_pool = [i for i in seen if arteries.r[i] >= 6.0] or seen
-    if flow_pool and rng.random() < knobs["flow_p"]:
+    for _ in range(rng.poisson(knobs["flow_p"] * scale) if flow_pool else 0):
         i = flow_pool[rng.integers(len(flow_pool))]
         axis = unit(arteries.p1[i] - arteries.p0[i])
         c = point_in_window(rng, arteries.p0[i], arteries.p1[i], zlo, zhi)
         half = rng.uniform(8.0, 18.0)
         flows.add(c - half * axis, c + half * axis, arteries.r[i] * rng.uniform(0.6, 0.9), w=4.0)
     flow_hu = pa_hu - (pa_hu - 40.0) * rng.uniform(*knobs["flow_drop"])
-    node_pool = [i for i in range(len(arteries)) if arteries.r[i] >= 4.0
-                 and point_in_window(rng, arteries.p0[i], arteries.p1[i], zlo, zhi) is not None]
-    for _ in range(rng.poisson(knobs["nodes"]) if node_pool else 0):  # touching an artery
+    node_pool = [i for i in seen if arteries.r[i] >= 4.0]
+    for _ in range(rng.poisson(knobs["nodes"] * scale) if node_pool else 0):  # touching an artery
         i = node_pool[rng.integers(len(node_pool))]
         axis = unit(arteries.p1[i] - arteries.p0[i])
         c = point_in_window(rng, arteries.p0[i], arteries.p1[i], zlo, zhi)
@@ -119,12 +112,16 @@ def draw_lesions(rng, knobs, arteries, zlo, zhi, positive, pa_hu):
         c = c + (arteries.r[i] + 0.7 * rn) * perpendicular(rng, axis)
         d = unit(rng.normal(size=3)) * rng.uniform(0.0, 5.0)
         nodes.add(c - d, c + d, rn, w=1.4)
-    return emboli, flows, nodes, flow_hu
+    return flows, nodes, flow_hu
 
 
 def plan_patient(seed: int, index: int, positive: bool, slices: int,
                  difficulty: float = DEFAULT_DIFFICULTY) -> PatientPlan:
     """Draw the anatomy, emboli and artefacts of patient ``index`` (deterministic).
+
+    The anatomy and look-alikes come from ``SeedSequence([seed, index, 1])`` whether the
+    patient is positive or not; the clots from their own stream
+    (:func:`pe_utils.phantom.emboli.place_emboli`), which also sets ``labels``.
 
     Args:
         seed: dataset seed.
@@ -140,9 +137,10 @@ def plan_patient(seed: int, index: int, positive: bool, slices: int,
     knobs = difficulty_knobs(difficulty)
     sx, sy = rng.uniform(0.9, 1.08), rng.uniform(0.9, 1.08)
     fov = float(np.clip(rng.uniform(330.0, 380.0) * max(sx, sy), 320.0, 420.0))
-    # thin slices for long series, so that any series spans about the hila (<= 120 mm)
-    dz = float(min(2.5, max(0.625, 120.0 / slices)))
-    zc = rng.uniform(-25.0, 5.0)  # centre of the scanned range
+    # the whole chest (SCAN_MM) in MAX_DZ slices, thinner slices for longer series; a short
+    # series covers less, about the hila (z = 0)
+    dz = float(min(MAX_DZ, max(0.625, SCAN_MM / slices)))
+    zc = rng.uniform(-5.0, 15.0)  # centre of the scanned range: apex to upper abdomen
     z = zc + dz * (np.arange(slices) - (slices - 1) / 2)
     pa_hu = rng.uniform(255.0, 395.0)
     body = dict(
@@ -168,8 +166,8 @@ def plan_patient(seed: int, index: int, positive: bool, slices: int,
     zlo, zhi = z[0] + 1.5 * dz, z[-1] - 1.5 * dz
     if zlo > zhi:
         zlo = zhi = (z[0] + z[-1]) / 2
-    emboli, flows, nodes, body["flow_hu"] = draw_lesions(rng, knobs, arteries, zlo, zhi, positive,
-                                                     pa_hu)
+    flows, nodes, body["flow_hu"] = draw_lookalikes(rng, knobs, arteries, zlo, zhi, pa_hu,
+                                                    slices * dz / LOOKALIKE_MM)
     body["node_hu"] = rng.uniform(30.0, 60.0)
     body["emb_hu"] = rng.uniform(25.0, 65.0)
 
@@ -185,9 +183,12 @@ def plan_patient(seed: int, index: int, positive: bool, slices: int,
         streaks = (first, min(m - 1, first + int(rng.integers(3, 12))),
                    knobs["streak_hu"] * rng.uniform(0.5, 1.0))
     plan = PatientPlan(index, positive, fov, dz, z, body, arteries, aorta, cava, veins, airways,
-                       emboli, flows, nodes, noise, motion, streaks)
+                       Tubes(), flows, nodes, noise, motion, streaks)
     plan.exam = dict(qa_motion=int(motion is not None), qa_contrast=int(pa_hu < 275.0),
                      flow_artifact=int(len(flows) > 0),
                      rv_lv_ratio_gte_1=int(rng.random() < 0.4))
+    plan.labels = np.zeros(m, np.uint8)
+    if positive:
+        place_emboli(plan, knobs, seed, zlo, zhi)
     return plan
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .anatomy import PatientPlan
 from .vessels import Tubes
 
 RENDER_SIZE = 256         # anatomy is drawn at half resolution, then upsampled smoothly
@@ -19,7 +18,8 @@ Z_SUBSAMPLES = 2          # sub-slices averaged per slice (partial volume along 
 class Grid:
     """Pixel-centre coordinates (mm) of the render grid and the sub-slice z positions."""
 
-    def __init__(self, plan: PatientPlan, n: int = RENDER_SIZE, sub: int = Z_SUBSAMPLES):
+    def __init__(self, plan, n: int = RENDER_SIZE, sub: int = Z_SUBSAMPLES):
+        """``plan``: a :class:`pe_utils.phantom.anatomy.PatientPlan` (its fov, dz and z)."""
         self.px = plan.fov / n
         self.x = ((np.arange(n) + 0.5) * self.px - plan.fov / 2).astype(np.float32)
         self.y = self.x.copy()
@@ -41,28 +41,35 @@ class Grid:
         return slice(*iz), slice(*iy), slice(*ix)
 
 
+def capsule_occupancy(grid: Grid, p0, p1, r: float, w: float, box) -> np.ndarray:
+    """Soft occupancy in [0, 1] of one capsule on ``box`` (slices, rows, cols) of the grid.
+
+    Averaged over the sub-slices of each slice (partial volume along z). Each value depends
+    on its own pixel only, so any box gives the same value at the same pixel.
+    """
+    sub = grid.sub
+    zs = grid.z[box[0].start * sub: box[0].stop * sub]
+    zz = (zs - p0[2]).astype(np.float32)[:, None, None]
+    yy = grid.y[box[1]][None, :, None] - np.float32(p0[1])
+    xx = grid.x[box[2]][None, None, :] - np.float32(p0[0])
+    d = (p1 - p0).astype(np.float32)
+    l2 = float(d @ d)
+    t = np.clip((xx * d[0] + yy * d[1] + zz * d[2]) / l2, 0.0, 1.0) if l2 > 0 else 0.0
+    dist = np.sqrt((xx - t * d[0]) ** 2 + (yy - t * d[1]) ** 2 + (zz - t * d[2]) ** 2)
+    occ = np.clip(0.5 + (r - dist) / w, 0.0, 1.0)
+    return occ.reshape(-1, sub, *occ.shape[1:]).mean(1)
+
+
 def capsules(grid: Grid, tubes: Tubes):
     """Yield ``(box, occ)`` per capsule of ``tubes`` that the scan sees.
 
-    ``occ``: soft occupancy in [0, 1] on the capsule's bounding box, (slices, rows, cols),
-    averaged over the sub-slices of each slice (partial volume along z).
+    ``occ``: :func:`capsule_occupancy` on the capsule's bounding box.
     """
-    sub = grid.sub
     for p0, p1, r, w in zip(tubes.p0, tubes.p1, tubes.r, tubes.w):
         pad = r + w
         box = grid.box(np.minimum(p0, p1) - pad, np.maximum(p0, p1) + pad)
-        if box is None:
-            continue
-        zs = grid.z[box[0].start * sub: box[0].stop * sub]
-        zz = (zs - p0[2]).astype(np.float32)[:, None, None]
-        yy = grid.y[box[1]][None, :, None] - np.float32(p0[1])
-        xx = grid.x[box[2]][None, None, :] - np.float32(p0[0])
-        d = (p1 - p0).astype(np.float32)
-        l2 = float(d @ d)
-        t = np.clip((xx * d[0] + yy * d[1] + zz * d[2]) / l2, 0.0, 1.0) if l2 > 0 else 0.0
-        dist = np.sqrt((xx - t * d[0]) ** 2 + (yy - t * d[1]) ** 2 + (zz - t * d[2]) ** 2)
-        occ = np.clip(0.5 + (r - dist) / w, 0.0, 1.0)
-        yield box, occ.reshape(-1, sub, *occ.shape[1:]).mean(1)
+        if box is not None:
+            yield box, capsule_occupancy(grid, p0, p1, r, w, box)
 
 
 def paint(img, occ, value):

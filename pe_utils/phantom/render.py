@@ -13,13 +13,13 @@ import numpy as np
 
 from .anatomy import DEFAULT_DIFFICULTY, PatientPlan, plan_patient
 from .body import paint_background
+from .emboli import MIN_DEFECT_MM2, visible_area
 from .paint import RENDER_SIZE, Grid, capsules, ellipse, paint, upsample2
 from .vessels import Tubes
 
 IMAGE_SIZE = 512          # pixels per side in the DICOM files
 HU_INTERCEPT = -1024      # RescaleIntercept: stored = HU + 1024
 PADDING_STORED = -2000    # PixelPaddingValue outside the reconstruction circle
-MIN_DEFECT_MM2 = 10.0     # smallest visible filling defect (mm^2 on a slice) labelled as PE
 
 
 @dataclass
@@ -43,11 +43,6 @@ class RenderedPatient:
     node: np.ndarray
     sides: set
     central: bool
-
-
-def visible_area(defect: np.ndarray, px2: float) -> np.ndarray:
-    """Clot area per slice (mm^2) counting pixels at least half filled by clot: (M,)."""
-    return np.where(defect >= 0.5, defect, 0.0).sum((1, 2)) * px2
 
 
 def render_patient(plan: PatientPlan) -> RenderedPatient:
@@ -129,17 +124,11 @@ def render_patient(plan: PatientPlan) -> RenderedPatient:
 
 def make_patient(seed: int, index: int, positive: bool, slices: int,
                  difficulty: float = DEFAULT_DIFFICULTY) -> tuple[PatientPlan, RenderedPatient]:
-    """Plan and render one patient; a positive whose clots all miss the scan is redrawn.
+    """Plan and render one patient (:func:`plan_patient`, :func:`render_patient`).
 
     Returns:
-        ``(plan, rendered)``; deterministic in its arguments.
+        ``(plan, rendered)``; deterministic in its arguments. ``rendered.labels`` equals
+        ``plan.labels``: the plan computed them from the same clots on the same grid.
     """
     plan = plan_patient(seed, index, positive, slices, difficulty)
-    rendered = render_patient(plan)
-    for attempt in range(1, 6):
-        if not positive or rendered.labels.any():
-            break
-        plan = plan_patient(seed + 7919 * attempt, index, positive, slices, difficulty)
-        rendered = render_patient(plan)
-    return plan, rendered
-
+    return plan, render_patient(plan)

@@ -15,15 +15,17 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_open, read_json, write_json
-from .anatomy import DEFAULT_DIFFICULTY
+from ..profiles import PROFILES
+from .anatomy import DEFAULT_DIFFICULTY, MAX_DZ, SCAN_MM
 from .writer import RSNA_COLUMNS, write_series_task
 
 #: Bump on any deliberate change of the phantom's pixels, headers or labels. It is written in
 #: each phantom folder (:data:`MARKER`) and recorded in its manifest (data_manifest/), whose
 #: check reports a phantom made by another version instead of a pixel mismatch.
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "2.0"  # 2.0: Dataset1's statistics (whole chest, short clots, 4.2 % positive)
 MARKER = ".pe_phantom"    # written in out_dir: lets a re-run replace its own old phantom
 RLE_LOSSLESS, J2K_LOSSLESS = "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.90"
+DEMO = PROFILES["demo"]["data"]  # the defaults of generate() and of the command line
 
 
 def assign(patients: int, positive_fraction: float, compressed_fraction: float,
@@ -56,8 +58,9 @@ def read_marker(folder: str | Path) -> dict | None:
     return read_json(path) or {"generator_version": None}
 
 
-def generate(out_dir, patients: int = 40, slices_per_patient: int = 40,
-             positive_fraction: float = 0.5, seed: int = 0, *,
+def generate(out_dir, patients: int = DEMO["patients"],
+             slices_per_patient: int = DEMO["slices_per_patient"],
+             positive_fraction: float = DEMO["positive_fraction"], seed: int = 0, *,
              difficulty: float = DEFAULT_DIFFICULTY, compressed_fraction: float = 0.25,
              workers: int = 1, progress: bool = False) -> Path:
     """Write the phantom as an RSNA-layout folder.
@@ -66,8 +69,10 @@ def generate(out_dir, patients: int = 40, slices_per_patient: int = 40,
         out_dir: target folder; gets ``train.csv`` and ``train/<Study>/<Series>/<SOP>.dcm``.
             A previous phantom there is replaced; any other ``train/`` folder is refused.
         patients: number of patients (one study with one series each).
-        slices_per_patient: axial slices per series (512x512 each).
-        positive_fraction: share of patients with emboli (rounded to whole patients).
+        slices_per_patient: axial slices per series (512x512 each), ``SCAN_MM / slices``
+            mm apart (at most ``MAX_DZ``): 60 slices cover the chest in 5 mm slices.
+        positive_fraction: share of patients with emboli (rounded to whole patients); about
+            5-30 % of a positive series' slices are positive (13 % on average).
         seed: everything is a function of it; the same seed gives identical files.
         difficulty: in [0, 1]; see :mod:`pe_utils.phantom`.
         compressed_fraction: share of series written with a lossless compressed transfer
@@ -137,15 +142,22 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m pe_utils synth",
         description="Write the synthetic CTPA phantom as RSNA-layout DICOM (train.csv + train/).")
     parser.add_argument("--out", required=True, help="output folder (RSNA layout)")
-    parser.add_argument("--patients", type=int, default=40)
-    parser.add_argument("--slices-per-patient", type=int, default=40)
-    parser.add_argument("--positive-fraction", type=float, default=0.5)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--patients", type=int, default=DEMO["patients"],
+                        help="patients, one series each (default: %(default)s, the demo profile)")
+    parser.add_argument("--slices-per-patient", type=int, default=DEMO["slices_per_patient"],
+                        help=f"slices per series, {SCAN_MM:.0f} mm / N apart, at most {MAX_DZ:g} mm "
+                             "(default: %(default)s)")
+    parser.add_argument("--positive-fraction", type=float, default=DEMO["positive_fraction"],
+                        help="share of patients with emboli; 5-30 %% of a positive series' slices "
+                             "are positive, 13 %% on average (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same files (default: 0)")
     parser.add_argument("--difficulty", type=float, default=DEFAULT_DIFFICULTY,
-                        help="0 easy (big central clots) .. 1 hard (small clots, more look-alikes)")
-    parser.add_argument("--compressed-fraction", type=float, default=0.25)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--progress", action="store_true")
+                        help="0 easy (more central, longer clots) .. 1 hard (more subsegmental, "
+                             "thinner clots, more look-alikes, more noise) (default: %(default)s)")
+    parser.add_argument("--compressed-fraction", type=float, default=0.25,
+                        help="share of series written RLE or JPEG 2000 lossless (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=1, help="processes (default: 1)")
+    parser.add_argument("--progress", action="store_true", help="show a progress bar")
     args = parser.parse_args(argv)
     try:
         path = generate(args.out, args.patients, args.slices_per_patient, args.positive_fraction,

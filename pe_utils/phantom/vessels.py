@@ -8,6 +8,7 @@ order, so a plan is a function of its seed.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,7 +45,7 @@ class Tubes:
 
 def unit(v):
     """``v`` (3,) scaled to length 1."""
-    return v / np.linalg.norm(v)
+    return v / math.sqrt(float(v @ v))
 
 
 def perpendicular(rng, axis):
@@ -56,7 +57,8 @@ def perpendicular(rng, axis):
 
 def inside_ellipsoid(p, centre, axes, scale=1.0):
     """Whether point ``p`` (3,) lies inside the ellipsoid (centre, semi-axes), axes scaled."""
-    return float(np.sum(((p - centre) / (np.asarray(axes) * scale)) ** 2)) < 1.0
+    q = (p - centre) / axes  # plain arithmetic: called tens of thousands of times per patient
+    return float(q @ q) < scale * scale
 
 
 def grow_tree(rng, tubes, start, direction, length, radius, side, lung, heart, depth):
@@ -146,8 +148,8 @@ def draw_pulmonary_vessels(rng, body, sx, sy, z) -> tuple[Tubes, Tubes]:
         count = int(round(z[-1] - z[0] + 20.0))
         pts = c + ax * rng.uniform(-1, 1, (4 * count, 3))
         pts[:, 2] = rng.uniform(z[0] - 10.0, z[-1] + 10.0, 4 * count)
-        keep = [p for p in pts if inside_ellipsoid(p, c, ax, 0.9)
-                and not inside_ellipsoid(p, *heart)][:count]
+        q, h = (pts - c) / ax, (pts - heart[0]) / heart[1]
+        keep = pts[((q * q).sum(1) < 0.81) & ((h * h).sum(1) >= 1.0)][:count]
         for i, p in enumerate(keep):
             d = unit(rng.normal(size=3)) * rng.uniform(4.0, 12.0)
             (arteries if i % 2 else veins).add(p - d, p + d, rng.uniform(1.3, 2.6), side=side)
