@@ -13,6 +13,7 @@ COMMANDS = {
     "preprocess": ("pe_utils.data.preprocess", "DICOM folder -> preprocessed image cache"),
     "manifest": ("pe_utils.data.manifest", "build or verify a data manifest"),
     "batch": ("pe_utils.batch.cli", "run the notebooks with papermill, write HTML reports"),
+    "pretrain": ("pe_utils.experiments.pretrain_cli", "Case3's SimCLR pretraining (one process or torchrun/DDP)"),
 }
 
 

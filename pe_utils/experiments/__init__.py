@@ -10,6 +10,12 @@ from .._lazy import lazy_exports
 EXPORTS: dict[str, tuple[str, ...]] = {
     "case1": ("rate_name", "case1_config", "Case1Data", "case1_data", "case1_training",
               "keep_final_model"),
-    "case1_results": ("case1_test_metrics", "gallery_pair", "case1_record"),
+    "case1_results": ("case1_test_metrics", "threshold_metrics_table", "baseline_table", "gallery_pair",
+                      "case1_record"),
+    "resume": ("cache_fingerprint", "check_resume", "case1_resume", "RESUME_IGNORE"),
+    "summary": ("rate_order", "per_rate_summary", "mean_std_text", "seeds_note", "runs_by_method"),
+    "pretrain": ("PRETRAINED", "pretrain_config", "pretrain_loader", "pretrain_setup", "contrastive_figures",
+                 "run_pretraining", "save_pretrained", "pretrained_path", "load_pretrained", "pretrain_record"),
+    "case3": ("case3_config", "case3_model", "case3_step", "join_histories", "case3_record"),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, EXPORTS)

@@ -1,0 +1,165 @@
+"""Benchmark: what Case3's pretraining helpers cost on top of a bare contrastive loop.
+
+Prints, for one encoder, batch size and set of synthetic images (uint8 in memory, as the cache
+would give them):
+
+1. images/s of a bare loop: pre-built pairs of views in memory, both views forward in one
+   pass, NT-Xent, backward, SGD step (AMP + channels_last on CUDA as ``fit`` does);
+2. images/s of ``run_pretraining`` (``fit`` with the contrastive step) over the loader of
+   :func:`pe_utils.pretrain_loader` (``CacheSlices`` + ``DeviceLoader`` drawing ``SimCLRViews``),
+   with a ``last.pt`` checkpoint per epoch and ``simclr.pt`` at the end (goal: >= 0.9 x bare);
+3. images/s of the loader alone (slicing, resize, two views per image: twice Case1's
+   augmentation work) against the bare training images/s (goal: >= 5 x).
+
+An "image" is one pair of views. The bare loop and the run alternate ``--repeats`` times in the
+same process; the best of each is reported (other users of the machine only ever slow a run down).
+
+    python bench/pretrain.py                      # CPU defaults, about a minute
+    python bench/pretrain.py --arch resnet50 --image-size 128 --batch-size 256 --device cuda --n-images 8192
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from pe_utils.data.datasets import set_epoch
+from pe_utils.experiments.pretrain import pretrain_config, pretrain_loader, pretrain_setup, run_pretraining
+from pe_utils.learn.setup import pick_device, seed_everything
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--arch", default="resnet18")
+    p.add_argument("--image-size", type=int, default=32, help="side of the views")
+    p.add_argument("--cache-size", type=int, default=128, help="side of the stored images (resized on load)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--n-images", type=int, default=256)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (shared machines: 1)")
+    p.add_argument("--device", default=None, help="cpu, cuda (default: cuda if available)")
+    return p.parse_args(argv)
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Clock:
+    """Wall and process-CPU seconds of a block. On a shared CPU machine the CPU time (one
+    thread, no workers) is the fair measure: other users' load stretches wall time only."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def __enter__(self):
+        sync(self.device)
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        sync(self.device)
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+        return False
+
+
+def bare_loop(model, criterion, optimizer, pairs, epochs, device) -> Clock:
+    """Both views forward together, NT-Xent, backward, step, over pre-built pairs."""
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    model.train()
+    with Clock(device) as clock:
+        for _ in range(epochs):
+            for v1, v2 in pairs:
+                x = torch.cat([v1, v2])
+                if device.type == "cuda":
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with amp:
+                    z1, z2 = model(x).float().split(len(v1))
+                loss = criterion(z1, z2)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        float(loss.detach())  # one host sync, as fit's epoch summary does
+    return clock
+
+
+def main(argv=None) -> int:
+    args = parse(argv if argv is not None else sys.argv[1:])
+    torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    rng = np.random.default_rng(0)
+    cache = SimpleNamespace(images=rng.integers(0, 256, size=(args.n_images, args.cache_size, args.cache_size),
+                                                dtype=np.uint8))
+    cfg = pretrain_config("smoke", arch=args.arch, image_size=args.image_size, batch_size=args.batch_size,
+                          epochs=args.epochs, num_workers=args.workers, lr=0.001)
+    loader = pretrain_loader(cache, cfg, device)
+    n_per_epoch = len(loader) * args.batch_size
+
+    seed_everything(0)
+    model, criterion, optimizer = pretrain_setup(cfg)
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    criterion.to(device)
+    # the bare loop's data: the same views, drawn once, kept on the device
+    set_epoch(loader, 0)
+    pairs = [(v1.to(device), v2.to(device)) for v1, v2 in loader]
+    bare_loop(model, criterion, optimizer, pairs[:1], 1, device)  # warm-up (allocations, cuDNN)
+
+    print(f"device={device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
+          f"threads={torch.get_num_threads()}, arch={args.arch}, views={args.image_size}px "
+          f"(stored {args.cache_size}px), batch={args.batch_size} pairs, images/epoch={n_per_epoch}, "
+          f"epochs={args.epochs}, workers={args.workers}")
+    n_images = n_per_epoch * args.epochs
+    bare, fitted = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.repeats):
+            bare.append(bare_loop(model, criterion, optimizer, pairs, args.epochs, device))
+            with Clock(device) as clock:
+                run_pretraining(model, criterion, optimizer, loader, cfg, f"{tmp}/run{r}", device, resume=False,
+                                progress=False)
+            fitted.append(clock)
+            print(f"  repeat {r + 1}: bare {n_images / bare[-1].wall:7.1f} img/s wall "
+                  f"({n_images / bare[-1].cpu:7.1f} CPU)   run_pretraining {n_images / fitted[-1].wall:7.1f} "
+                  f"img/s wall ({n_images / fitted[-1].cpu:7.1f} CPU)")
+
+    # the loader alone: slicing, resize and two views per image, no model
+    n = 0
+    with Clock(device) as load_clock:
+        for epoch in range(max(1, args.epochs)):
+            set_epoch(loader, epoch)
+            for v1, _ in loader:
+                n += v1.shape[0]
+
+    use_cpu = device.type == "cpu" and args.workers == 0
+    key = (lambda c: c.cpu) if use_cpu else (lambda c: c.wall)
+    clock_name = "process CPU time" if use_cpu else "wall time"
+    bare_ips = n_images / min(key(c) for c in bare)
+    fit_ips = n_images / min(key(c) for c in fitted)
+    loader_ips = n / key(load_clock)
+    print(f"figures by {clock_name}, best of {args.repeats} (an image = one pair of views):")
+    print(f"  bare contrastive loop: {bare_ips:9.1f} images/s")
+    print(f"  run_pretraining (loader + views + twin figure + checkpoints): {fit_ips:9.1f} images/s   "
+          f"ratio = {fit_ips / bare_ips:.3f}   (goal >= 0.9)")
+    print(f"  loader alone (two views each): {loader_ips:9.1f} images/s   "
+          f"ratio loader/training = {loader_ips / bare_ips:.1f}x   (goal >= 5x)")
+    epoch_s = n_per_epoch / bare_ips
+    print(f"  per epoch of {n_per_epoch} images: training {epoch_s:.2f} s, loading {n_per_epoch / loader_ips:.2f} s "
+          f"(serial with training when workers=0 on the CPU)")
+    if args.workers == 0:
+        print(f"  run/bare expected from these parts: {epoch_s / (epoch_s + n_per_epoch / loader_ips):.3f} "
+              "(checkpoint writes not counted)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
