@@ -14,7 +14,9 @@ from pe_utils.experiments.case1 import (Case1Data, case1_config, case1_data, cas
 from pe_utils.experiments.case1_results import (baseline_table, case1_record, case1_test_metrics, gallery_pair,
                                                 threshold_metrics_table)
 from pe_utils.experiments.resume import RESUME_IGNORE, cache_fingerprint, case1_resume, check_resume
-from pe_utils.experiments.summary import mean_std_text, per_rate_summary, rate_order, runs_by_method, seeds_note
+from pe_utils.experiments.summary import (mean_std_text, method_long, method_name, method_runs, method_seeds_note,
+                                          method_table, missing_methods, per_rate_summary, rate_order, runs_by_method,
+                                          seeds_note, thesis_method)
 from pe_utils.profiles import PROFILES, SAMPLING_RATES, SMALL_RATES
 
 
@@ -383,3 +385,95 @@ def test_runs_by_method_long_form_with_the_thesis():
     assert (long.method == "ours").sum() == 5 and long[long.method == "ours"].value.isna().sum() == 2
     assert long[long.method == "thesis supervised"].value.tolist() == [90.25, 52.95]
     assert "thesis name" not in set(long.method)  # only numeric thesis columns
+
+
+# ----------------------------------------------------------------------------- methods side by side
+def _summary_row(notebook, rate, seed, workload, f1, **extra):
+    """A hand-made metrics.json row: Case1's figures (one seed may lack an oracle pair)."""
+    return dict(notebook=notebook, sampling_rate=rate, seed=seed, oracle_workload_pct=workload, f1=f1,
+                baseline_f1={"1/3": 0.4, "1/4": 0.3}[rate] + 0.01 * seed, **extra)
+
+
+def _method_runs():
+    case3 = "03_case3_finetune"
+    return pd.DataFrame([
+        _summary_row(case3, "1/4", 1, 50.0, 0.7, case="case3", pretrain_epochs=150),
+        _summary_row("01_case1_supervised", "1/4", 0, 80.0, 0.2),
+        _summary_row("01_case1_supervised", "1/3", 1, None, 0.5),           # no oracle pair: every pair erred
+        _summary_row("01_case1_supervised", "1/3", 0, 52.0, 0.6),
+        _summary_row(case3, "1/4", 0, 48.0, 0.8, case="case3", pretrain_epochs=150),
+        _summary_row(case3, "1/4", 0, 57.0, 0.6, case="case3", pretrain_epochs=75),
+        dict(notebook="02_case3_pretrain", case="case3", epochs=150),    # pretraining: not compared
+        dict(notebook="00_preprocessing", n_images=100),
+    ])
+
+
+def test_method_names_of_runs_and_of_the_thesis():
+    assert method_name("supervised") == "supervised" and method_name("contrastive", 75.0) == "contrastive (75 epochs)"
+    assert method_name("contrastive", float("nan")) == "contrastive"
+    assert [thesis_method(c) for c in ("supervised", "contrastive_150", "other")] == [
+        "supervised", "contrastive (150 epochs)", "other"]
+
+
+def test_method_runs_keeps_case1_and_case3_grouped_by_pretraining_epochs():
+    runs = method_runs(_method_runs())
+    assert len(runs) == 6
+    assert list(runs.method) == ["supervised"] * 3 + ["contrastive (75 epochs)"] + ["contrastive (150 epochs)"] * 2
+    assert list(runs.sampling_rate[:3]) == ["1/3", "1/3", "1/4"] and list(runs.seed[:2]) == [0, 1]
+    assert set(runs.family) == {"supervised", "contrastive"}
+    empty = method_runs(pd.DataFrame())  # read_metrics of a folder without runs
+    assert len(empty) == 0 and {"method", "family"} <= set(empty.columns)
+
+
+def test_missing_methods_names_the_command_that_makes_them():
+    runs = method_runs(_method_runs())
+    assert missing_methods(runs) == []
+    only1 = missing_methods(runs[runs.family == "supervised"], profile="smoke")
+    assert only1 == ["No contrastive (Case3) run here: `python -m pe_utils batch --profile smoke --cases 02,03` "
+                     "makes them."]
+    none = missing_methods(method_runs(pd.DataFrame()))
+    assert len(none) == 2 and "--cases 01`" in none[0] and "--cases 02,03`" in none[1]
+
+
+def test_method_long_per_seed_with_the_thesis_and_a_pooled_baseline():
+    from pe_utils.report.thesis_numbers import FIG_6_15   # the test may reach a later wing
+
+    runs = method_runs(_method_runs())
+    long = method_long(runs, "oracle_workload_pct", thesis=FIG_6_15)
+    assert list(long.columns) == ["sampling_rate", "method", "source", "value"]
+    ours = long[long.source == "ours"]
+    assert len(ours) == 6 and ours.value.isna().sum() == 1                      # the seed without a pair
+    c150 = long[(long.method == "contrastive (150 epochs)") & (long.source == "ours")]
+    assert sorted(c150.value) == [48.0, 50.0]
+    thesis = long[long.source == "thesis"]
+    assert set(thesis.method) == {"supervised", "contrastive (75 epochs)", "contrastive (150 epochs)"}
+    assert thesis[(thesis.method == "contrastive (150 epochs)") & (thesis.sampling_rate == "1/4")].value.item() == 49.34
+    f1 = method_long(runs, "f1", pooled={"baseline_f1": "no-image baseline"})
+    base = f1[f1.source == "baseline"]
+    # one value per (rate, seed): the three methods' runs share the splits
+    pairs = sorted(zip(base.sampling_rate, base.value))
+    assert [r for r, _ in pairs] == ["1/3", "1/3", "1/4", "1/4"]
+    assert [v for _, v in pairs] == pytest.approx([0.4, 0.41, 0.3, 0.31])
+    with pytest.raises(ValueError, match="nope"):
+        method_long(runs, "nope")
+    assert method_long(method_runs(pd.DataFrame()), "f1").empty
+
+
+def test_method_table_and_seeds_note_count_the_seeds_with_an_oracle_pair():
+    from pe_utils.report.thesis_numbers import FIG_6_15
+
+    runs = method_runs(_method_runs())
+    table = method_table(runs, "oracle_workload_pct", thesis=FIG_6_15)
+    assert list(table.index) == ["9/10", "4/5", "3/4", "2/3", "1/2", "1/3", "1/4"]
+    assert list(table.columns) == ["supervised (ours)", "supervised (thesis)", "contrastive (75 epochs) (ours)",
+                                   "contrastive (75 epochs) (thesis)", "contrastive (150 epochs) (ours)",
+                                   "contrastive (150 epochs) (thesis)"]
+    assert table.loc["1/3", "supervised (ours)"] == "52.00 (1 of 2 seeds)"
+    assert table.loc["1/4", "contrastive (150 epochs) (ours)"] == "49.00 \u00b1 1.41"
+    assert table.loc["1/4", "contrastive (150 epochs) (thesis)"] == "49.34"
+    assert table.loc["9/10", "supervised (ours)"] == ""
+    assert list(method_table(runs, "f1", rates=["1/4", "1/2"]).index) == ["1/4", "1/2"]
+    assert method_seeds_note(runs, "oracle_workload_pct", "an oracle pair") == (
+        "supervised: an oracle pair in 1 of 2 seeds at 1/3; contrastive (75 epochs): an oracle pair in every run; "
+        "contrastive (150 epochs): an oracle pair in every run")
+    assert method_seeds_note(method_runs(pd.DataFrame()), "f1", "F1") == ""

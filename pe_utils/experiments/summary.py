@@ -1,4 +1,5 @@
-"""Case1-style runs across seeds: per sampling rate, the mean, its spread and how many runs count.
+"""Case1-style runs across seeds and methods: per sampling rate, the mean, its spread and how many
+runs count; supervised (Case1) and contrastive (Case3) runs side by side (THESIS 6.2.4).
 
 A figure a run may lack (no oracle pair: every thesis pair makes an error on the test set,
 so ``oracle_workload_pct`` is null) is averaged over the runs that have it; averaging it
@@ -6,6 +7,9 @@ silently over fewer runs is optimistic, so the count of runs that had it is kept
 the mean (``"2 of 3 seeds"``) and every table or figure built from this shows it. The
 spread is the sample standard deviation across seeds (``ddof=1``): error bars are
 ``mean +- std``, absent with a single run.
+
+A method is a family (``supervised``: notebook 01; ``contrastive``: notebook 03) and, for
+Case3, the encoder's pretraining epochs: the thesis compares 75 and 150 (Figs 6.13-6.16).
 """
 from __future__ import annotations
 
@@ -120,3 +124,157 @@ def runs_by_method(runs: pd.DataFrame, columns: dict[str, str], thesis: pd.DataF
             parts.append(pd.DataFrame({rate: thesis[rate].astype(str), "method": f"thesis {column}",
                                        "value": thesis[column].astype(float)}))
     return pd.concat(parts, ignore_index=True)
+
+
+# ----------------------------------------------------------------------------- methods side by side
+#: the notebooks whose runs the comparison holds -> their method family (THESIS 6.2.4)
+METHOD_NOTEBOOKS = {"01_case1_supervised": "supervised", "03_case3_finetune": "contrastive"}
+#: the batch cases that make a family's runs (Case3's fine-tuning needs its pretraining, 02)
+METHOD_CASES = {"supervised": ("Case1", "01"), "contrastive": ("Case3", "02,03")}
+
+
+def method_name(family: str, pretrain_epochs: float | None = None) -> str:
+    """A method's name in tables and legends: ``"supervised"`` or ``"contrastive (150 epochs)"``.
+
+    Args:
+        family: ``"supervised"`` or ``"contrastive"``.
+        pretrain_epochs: the contrastive encoder's pretraining epochs (None or NaN: not given).
+    """
+    if family != "contrastive" or pretrain_epochs is None or not np.isfinite(float(pretrain_epochs)):
+        return family
+    return f"contrastive ({int(pretrain_epochs)} epochs)"
+
+
+def thesis_method(column: str) -> str:
+    """A column of the thesis's tables (``"supervised"``, ``"contrastive_75"``) as :func:`method_name`."""
+    family, _, epochs = str(column).partition("_")
+    return method_name(family, float(epochs)) if epochs.isdigit() else str(column)
+
+
+def _method_key(name: str) -> tuple:
+    """Sort key: supervised, then contrastive by epochs, then any other name."""
+    family, _, rest = name.partition(" (")
+    epochs = rest.split(" ")[0]
+    return (0 if family == "supervised" else 1 if family == "contrastive" else 2,
+            int(epochs) if epochs.isdigit() else -1, name)
+
+
+def method_runs(runs: pd.DataFrame, rate: str = "sampling_rate") -> pd.DataFrame:
+    """The supervised (Case1) and contrastive (Case3) runs, each named by its method.
+
+    Args:
+        runs: every run (:func:`pe_utils.read_metrics` of a report folder; other notebooks'
+            rows, such as the pretraining's, are dropped); may be empty.
+        rate: the sampling-rate column.
+
+    Returns:
+        The kept rows with ``family`` and ``method`` (:func:`method_name`: Case3 runs are
+        grouped by ``pretrain_epochs``, so 75 and 150 epochs are two methods), sorted by
+        method, rate (Table 6.1's order) and seed; index reset. Empty (with those two
+        columns) when no run is kept.
+    """
+    if "notebook" not in runs or rate not in runs:
+        return pd.DataFrame(columns=["family", "method", rate])
+    kept = runs[runs["notebook"].isin(list(METHOD_NOTEBOOKS)) & runs[rate].notna()].copy()
+    kept["family"] = kept["notebook"].map(METHOD_NOTEBOOKS)
+    epochs = kept["pretrain_epochs"] if "pretrain_epochs" in kept else pd.Series(np.nan, index=kept.index)
+    kept["method"] = [method_name(f, pd.to_numeric(e, errors="coerce")) for f, e in zip(kept["family"], epochs)]
+    order = rate_order(kept[rate])
+    keys = {"_m": kept["method"].map(_method_key), "_r": kept[rate].astype(str).map(order.index)}
+    if "seed" in kept:
+        keys["_s"] = pd.to_numeric(kept["seed"], errors="coerce")
+    return kept.assign(**keys).sort_values(list(keys)).drop(columns=list(keys)).reset_index(drop=True)
+
+
+def missing_methods(runs: pd.DataFrame, profile: str = "demo") -> list[str]:
+    """What to run for a method family with no run: one line per missing family.
+
+    Args:
+        runs: :func:`method_runs`.
+        profile: the profile to name in the command.
+
+    Returns:
+        e.g. ``["No contrastive (Case3) run here: `python -m pe_utils batch --profile demo
+        --cases 02,03` makes them."]``; empty when both families have runs.
+    """
+    have = set(runs["family"]) if "family" in runs else set()
+    return [f"No {family} ({case}) run here: `python -m pe_utils batch --profile {profile} --cases {cases}` "
+            f"makes them." for family, (case, cases) in METHOD_CASES.items() if family not in have]
+
+
+def method_long(runs: pd.DataFrame, column: str, thesis: pd.DataFrame | None = None,
+                pooled: dict[str, str] | None = None, rate: str = "sampling_rate") -> pd.DataFrame:
+    """One figure per run, per method, beside the thesis's values, in long form.
+
+    Args:
+        runs: :func:`method_runs`.
+        column: the figure, e.g. ``"oracle_workload_pct"`` (null where a run lacks it).
+        thesis: the thesis's values, one row per rate with column ``rate`` and one numeric
+            column per method (``FIG_6_15``); named with :func:`thesis_method`.
+        pooled: figures that do not depend on the method -> their name, e.g.
+            ``{"baseline_f1": "no-image baseline"}``: one value per (rate, seed), from
+            whichever method's run has it (the splits are the same).
+        rate: the rate column.
+
+    Returns:
+        DataFrame with ``rate``, ``method``, ``source`` (``"ours"``, ``"thesis"`` or
+        ``"baseline"``) and ``value``; several rows per (method, rate) are seeds.
+
+    Raises:
+        ValueError: ``column`` (or a pooled one) missing from non-empty ``runs``.
+    """
+    missing = [c for c in [column, *(pooled or {})] if len(runs) and c not in runs]
+    if missing:
+        raise ValueError(f"runs lack column(s) {missing}")
+    parts = [pd.DataFrame({rate: runs[rate].astype(str), "method": runs["method"], "source": "ours",
+                           "value": pd.to_numeric(runs[column], errors="coerce")})] if len(runs) else []
+    for c, name in (pooled or {}).items():
+        if len(runs):
+            seeds = runs["seed"] if "seed" in runs else pd.Series(0, index=runs.index)
+            one = runs.assign(_seed=seeds).drop_duplicates([rate, "_seed"])
+            parts.append(pd.DataFrame({rate: one[rate].astype(str), "method": name, "source": "baseline",
+                                       "value": pd.to_numeric(one[c], errors="coerce")}))
+    if thesis is not None:
+        for c in thesis.drop(columns=[rate]).select_dtypes("number").columns:
+            parts.append(pd.DataFrame({rate: thesis[rate].astype(str), "method": thesis_method(c),
+                                       "source": "thesis", "value": thesis[c].astype(float)}))
+    if not parts:
+        return pd.DataFrame(columns=[rate, "method", "source", "value"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def method_table(runs: pd.DataFrame, column: str, thesis: pd.DataFrame | None = None, digits: int = 2,
+                 rates: Sequence[str] | None = None, rate: str = "sampling_rate") -> pd.DataFrame:
+    """A figure per rate and method as text, ours (mean +- std, seeds) beside the thesis's.
+
+    Args:
+        runs: :func:`method_runs`.
+        column: the figure.
+        thesis: as in :func:`method_long`.
+        digits: decimals.
+        rates: the rows, in order (default: the thesis's and the runs' rates in Table 6.1's
+            order); ``""`` where a method has no value.
+        rate: the rate column.
+
+    Returns:
+        DataFrame indexed by rate (``rates``), one column
+        ``"<method> (ours)"`` per method (:func:`mean_std_text` with ``"(k of n seeds)"``
+        where some seed lacks the figure) and ``"<method> (thesis)"`` per thesis column.
+    """
+    columns: dict[str, pd.Series] = {}
+    for method, part in (runs.groupby("method", sort=False) if len(runs) else ()):
+        columns[f"{method} (ours)"] = mean_std_text(per_rate_summary(part, [column], rate), column, digits, True)
+    if thesis is not None:
+        for c in thesis.drop(columns=[rate]).select_dtypes("number").columns:
+            columns[f"{thesis_method(c)} (thesis)"] = thesis.set_index(rate)[c].map(lambda v: f"{v:.{digits}f}")
+    if rates is None:
+        rates = rate_order([*(thesis[rate] if thesis is not None else []), *(runs[rate] if len(runs) else [])])
+    table = pd.DataFrame(columns, index=pd.Index([str(r) for r in rates], name=rate)).fillna("")
+    return table[sorted(table.columns, key=lambda c: (_method_key(c.rsplit(" (", 1)[0]), c))]
+
+
+def method_seeds_note(runs: pd.DataFrame, column: str, what: str, rate: str = "sampling_rate") -> str:
+    """:func:`seeds_note` per method, joined: ``"supervised: an oracle pair in 2 of 3 seeds at 1/4;
+    contrastive (150 epochs): an oracle pair in every run"`` (``""`` without runs)."""
+    return "; ".join(f"{method}: {seeds_note(per_rate_summary(part, [column], rate), column, what)}"
+                     for method, part in runs.groupby("method", sort=False)) if len(runs) else ""

@@ -1,4 +1,5 @@
-"""Figures of a training run (Case1): learning curves, batches, confusion matrix, ROC, probabilities.
+"""Figures of a training run: learning curves (Case1; Case3's contrastive pretraining), batches,
+confusion matrix, ROC, probabilities; and the trained methods side by side across rates (07).
 
 Each function takes plain data (``fit``'s history, ``binary_metrics``' dict, labels and
 probabilities) and returns a ``go.Figure``.
@@ -14,8 +15,8 @@ from plotly.subplots import make_subplots
 
 from pe_utils.report.style import COLORS
 
-__all__ = ["learning_curves", "positives_per_batch_figure", "confusion_matrix_figure", "roc_figure",
-           "probability_histogram"]
+__all__ = ["learning_curves", "contrastive_curves", "method_curves", "positives_per_batch_figure",
+           "confusion_matrix_figure", "roc_figure", "probability_histogram"]
 
 
 def learning_curves(history: Sequence[Mapping], f1_bound: float | None = None,
@@ -57,6 +58,99 @@ def learning_curves(history: Sequence[Mapping], f1_bound: float | None = None,
     fig.update_yaxes(title_text="F1", row=2, col=1, range=[0, 1.02])
     fig.update_yaxes(title_text="lr", row=2, col=2, type="log")
     fig.update_layout(title=title, height=620)
+    return fig
+
+
+def contrastive_curves(history: Sequence[Mapping], batch_size: int | None = None,
+                       snapshot_epochs: Sequence[int] = (),
+                       title: str = "Contrastive pretraining (SimCLR)") -> go.Figure:
+    """The NT-Xent loss and the pretext task's accuracy per epoch, on two panels.
+
+    Pretraining has no labels, so :func:`learning_curves`' accuracy and F1 panels would stay
+    empty; its accuracy is the twin top-1: the share of views whose nearest other view is
+    their twin (``pe_utils.contrastive_figures``).
+
+    Args:
+        history: one dict per epoch (``run_pretraining``'s output) with ``train_loss`` and
+            ``train_twin_top1`` (``epoch`` optional: default 1, 2, ...); a missing key
+            leaves its panel empty.
+        batch_size: images per step N; draws the twin top-1 of a random guess, 1 / (2N - 1)
+            (each view picks one of the other 2N - 1 views), dashed.
+        snapshot_epochs: epochs whose encoder was kept (the thesis's 75 of 150), as dotted lines.
+
+    Returns:
+        A figure with two panels (loss, twin top-1 in [0, 1]).
+
+    Raises:
+        ValueError: ``batch_size`` below 1.
+    """
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    df = pd.DataFrame(list(history))
+    epochs = df["epoch"] if "epoch" in df else pd.Series(range(1, len(df) + 1))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("NT-Xent loss", "twin top-1 (pretext accuracy)"))
+    for col, key, name in ((1, "train_loss", "NT-Xent loss"), (2, "train_twin_top1", "twin top-1")):
+        if key in df:
+            fig.add_trace(go.Scatter(x=epochs, y=df[key], name=name, mode="lines+markers",
+                                     line_color=COLORS["train"]), row=1, col=col)
+    if batch_size is not None and len(df):
+        chance = 1 / max(2 * batch_size - 1, 1)
+        fig.add_trace(go.Scatter(x=[epochs.min(), epochs.max()], y=[chance, chance], mode="lines",
+                                 name=f"random guess (1/{2 * batch_size - 1})",
+                                 line=dict(color=COLORS["thesis"], dash="dash")), row=1, col=2)
+    for e in snapshot_epochs:
+        if len(df) and epochs.min() <= e <= epochs.max():   # a snapshot beyond the run was never written
+            fig.add_vline(x=e, line_dash="dot", line_color=COLORS["thesis"], annotation_text=f"epoch {e} kept")
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text="loss", row=1, col=1)
+    fig.update_yaxes(title_text="share of views", row=1, col=2, range=[0, 1.02])
+    fig.update_layout(title=title, height=420)
+    return fig
+
+
+#: one colour per method, ours and the thesis's alike (the thesis's dashed); other methods take
+#: the next unused colour of ``_SPARE_COLORS`` in order of appearance
+METHOD_COLORS = {"supervised": COLORS["ours"], "contrastive (75 epochs)": "#ff7f0e",
+                 "contrastive (150 epochs)": "#2ca02c"}
+_SPARE_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#d62728")
+
+
+def method_curves(long: pd.DataFrame, x: str = "sampling_rate", x_order: Sequence | None = None,
+                  y_title: str = "value", title: str | None = None) -> go.Figure:
+    """A figure against the sampling rate, one line per method: ours solid with mean +- std
+    across seeds, the thesis's dashed in the same colour, a baseline dotted in grey.
+
+    Args:
+        long: ``pe_utils.method_long``'s output: columns ``x``, ``method``, ``source``
+            (``"ours"``, ``"thesis"``, ``"baseline"``) and ``value`` (NaN: a run lacking the
+            figure, left out of that rate's mean); several rows per (method, source, rate)
+            are seeds.
+        x_order: the rates on the axis, in order (default: as they first appear).
+
+    Returns:
+        One trace per (method, source) with any value, named ``"<method> (ours)"``,
+        ``"<method> (thesis)"`` or the baseline's name; error bars where a rate has two
+        values or more.
+    """
+    order = [str(o) for o in (x_order if x_order is not None else dict.fromkeys(long[x].astype(str)))]
+    fig = go.Figure()
+    styles = {"ours": ("solid", "circle"), "thesis": ("dash", "circle-open"), "baseline": ("dot", "x")}
+    spare = iter(_SPARE_COLORS * 4)
+    colours = {m: METHOD_COLORS.get(m) or next(spare) for m in dict.fromkeys(long["method"])}
+    for (method, source), part in long.groupby(["method", "source"], sort=False):
+        g = part.assign(**{x: part[x].astype(str)}).groupby(x)["value"].agg(["mean", "std", "count"])
+        g = g.reindex(order).dropna(subset=["mean"])
+        if g.empty:
+            continue
+        dash, symbol = styles.get(source, ("solid", "circle"))
+        colour = COLORS["thesis"] if source == "baseline" else colours[method]
+        name = method if source == "baseline" else f"{method} ({source})"
+        fig.add_trace(go.Scatter(
+            x=g.index, y=g["mean"], mode="lines+markers", name=name,
+            line=dict(color=colour, dash=dash), marker=dict(symbol=symbol, size=8),
+            error_y=dict(type="data", array=g["std"].fillna(0), visible=bool((g["count"] > 1).any()))))
+    fig.update_layout(title=title, xaxis_title="sampling rate", yaxis_title=y_title,
+                      xaxis=dict(type="category", categoryorder="array", categoryarray=order))
     return fig
 
 

@@ -1,8 +1,10 @@
 """The thesis's published Case1/Case3 numbers, for side-by-side comparison in the summary.
 
 Only numbers printed in the text are here (Table 6.2, Figs 6.15 and 6.16 give their
-values as tables); Figs 6.6 and 6.14 are pictures without numbers, so the summary shows
-our curves alone for them.
+values as tables); Figs 6.6, 6.13 (ROC curves, AUC) and 6.14 (F1 of Cases 1 and 3 by rate)
+are pictures without numbers, so the summary shows our curves alone for them. The methods'
+columns are named ``supervised`` and ``contrastive_<pretraining epochs>``
+(``pe_utils.thesis_method`` turns them into the summary's method names).
 """
 from __future__ import annotations
 
