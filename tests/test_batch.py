@@ -27,6 +27,7 @@ from pe_utils.batch.html import external_scripts, strip_external_scripts
 from pe_utils.batch.plan import PLAN_PATH, find_plan, load_plan, notebook_parameters, plan_root
 from pe_utils.batch.state import (RUNNER_WING, base_marker, code_version, package_hash,
                                   stale_reason, up_to_date, write_marker)
+from pe_utils.report.quality import quality_checks
 
 DATA = Path(__file__).parent / "data"
 PLAN = DATA / "plan.json"
@@ -202,14 +203,20 @@ def test_index_lists_every_run_with_status_and_links(story):
     assert story["steps"]["index_only"]["rc"] == 0
     final = story["steps"]["index_only"]["markers"]
     for name in RUNS:
-        notebook, run_id = name.split("/")
-        row = next(r for r in index.split("<tr>") if f"<td>{notebook}</td><td>{run_id}</td>" in r)
-        assert f"status {final[name]['status']}" in row
+        row = next(r for r in index.split("<tr ") if f"data-run='{name}'" in r)
+        metrics = json.loads((story["out"] / f"{name}/metrics.json").read_text()) \
+            if final[name]["status"] == "success" else {}
+        # a run that ran but whose model is under the floors (quick: AUC 0.6, F1 0.25) reads "check"
+        status = "check" if quality_checks(metrics) else final[name]["status"]
+        assert f"status {status}" in row, name
         if final[name]["status"] != "skipped":
             for suffix in (".results.html", ".html", ".ipynb", ".log"):
                 assert f'href="{name}{suffix}"' in row
     assert "DeadKernelError" in index and "sampling_rate=1/4" in index
-    assert ">0.600<" in index   # quick's auc, a key figure from metrics.json
+    assert ">0.60<" in index   # quick's auc, a key figure from metrics.json, 2 decimals
+    assert "AUC 0.60 &lt; 0.75; F1 0.25 &lt; 0.30" in index
+    # the console says it too, under the summary of the batch
+    assert "check: quick/quick: ran, but the model is too weak to read" in story["steps"]["first"]["stdout"]
     runs = json.loads((story["out"] / "runs.json").read_text())
     assert sorted(f"{r['notebook']}/{r['run_id']}" for r in runs) == sorted(RUNS)
 

@@ -47,6 +47,8 @@ def test_every_figure_is_exported_by_name_from_one_home():
 def test_setup_notebook_sets_renderer(monkeypatch):
     monkeypatch.setattr(pio.renderers, "default", "json")
     assert report.setup_notebook() is None
+    assert pio.renderers.default == "plotly_mimetype"   # the figure's JSON only: no plotly.js per notebook
+    report.setup_notebook(embed_plotlyjs=True)
     assert pio.renderers.default == "plotly_mimetype+notebook"
 
 
@@ -72,6 +74,9 @@ def test_image_gallery_and_tta_views():
     assert fig.layout.title.text == "uncertain"
     with pytest.raises(ValueError):
         report.image_gallery(imgs, ["a"])
+    # nothing to show: a sentence, not a heading over an empty grid
+    empty = report.image_gallery([], [], title="uncertain", empty="Nothing is uncertain.")
+    assert len(empty.data) == 0 and [a.text for a in empty.layout.annotations] == ["Nothing is uncertain."]
     views = [np.zeros((1, 8, 8), np.float32) + v for v in (0, 0.25, 0.5, 0.75, 1)]
     names = ("original", "rotate10", "shift_v10px", "shift_h10px", "crop75")
     fig = report.tta_views_figure(views, names)
@@ -197,10 +202,41 @@ def test_workload_table():
                  thresholds=(0.9, 0.1))]
     fig = report.workload_table(rows)
     t = fig.data[0]
-    assert list(t.header.values) == ["test_name", "Test90", "Test33"]
+    assert list(t.header.values) == ["test", "Test90", "Test33"]   # raw names read as words
+    assert list(t.cells.values[0]) == ["training stage %", "uncertain %", "workload %", "thresholds (upper/lower)"]
     assert list(t.cells.values[2]) == ["33.34", "19.61", "52.95", "0.9/0.1"]
+    assert list(t.cells.values[1])[0] == "90"   # at most 2 decimals, no trailing zeros
+    assert t.columnwidth[0] > t.columnwidth[1]  # the names' column is not cut
+    assert not fig.layout.annotations           # no legend: no threshold choices in the table
     flat = report.workload_table(pd.DataFrame(rows), transpose=False)
     assert len(flat.data[0].header.values) == 5
+
+
+def test_workload_table_of_threshold_choices_has_words_and_a_legend():
+    choices = pd.DataFrame(dict(method=["oracle", "validation", "conformal (alpha=0.05)"],
+                                uses_test_labels=[True, False, False], upper=[0.9, np.nan, 1.0],
+                                pct_positives_auto_correct=[79.4375, 0.0, 12.5]))
+    t = report.workload_table(choices).data[0]
+    assert list(t.cells.values[0]) == ["uses test labels", "upper threshold", "positives labelled correctly %"]
+    assert [list(c) for c in t.cells.values[1:]] == [["yes", "0.9", "79.44"], ["no", "none", "0"],
+                                                     ["no", "1", "12.5"]]
+    legend = report.workload_table(choices).layout.annotations[0].text
+    assert "<b>oracle</b>" in legend and "not the error rate" in legend
+
+
+def test_rate_overview_marks_runs_to_check():
+    df = pd.DataFrame(dict(sampling_rate=["9/10", "1/2", "1/4"], auc=[0.95, 0.70, 0.9], f1=[0.8, 0.01, 0.7],
+                           oracle_workload_pct=[91.0, np.nan, 40.0], practical_workload_pct=[92.0, 100.0, 45.0],
+                           check=["", "AUC 0.70 < 0.75; F1 0.01 < 0.30", ""]))
+    fig = report.rate_overview(df)
+    names = [t.name for t in fig.data]
+    assert names == ["oracle (test labels)", "validation", "AUC", "F1"]
+    oracle = fig.data[0]
+    assert list(oracle.y) == [91.0, 100.0, 40.0]   # no pair: drawn at 100 %, said on hover
+    assert "no pair: 100 %" in oracle.customdata[1] and "check: AUC 0.70" in oracle.customdata[1]
+    assert list(fig.data[2].marker.symbol) == ["circle", "circle-open", "circle"]
+    assert list(fig.layout.xaxis.categoryarray) == ["9/10", "1/2", "1/4"]   # run order
+    assert {round(s.y0, 2) for s in fig.layout.shapes} == {report.AUC_FLOOR, report.F1_FLOOR}
 
 
 def test_rate_curve_with_thesis_and_repeats():
@@ -223,3 +259,38 @@ def test_workload_comparison():
     assert [t.name for t in fig.data] == ["ours_oracle", "thesis"]  # numeric columns only
     assert fig.layout.barmode == "group"
     assert fig.data[1].marker.color == report.COLORS["thesis"]
+
+
+def test_contrastive_curves_loss_and_twin_accuracy_on_two_panels():
+    history = [dict(epoch=e, train_loss=5.0 - e, train_twin_top1=0.1 * e, lr=0.01) for e in (1, 2, 3)]
+    fig = report.contrastive_curves(history, batch_size=8, snapshot_epochs=(2, 75))
+    loss, top1, chance = fig.data
+    assert (loss.name, list(loss.y), loss.xaxis) == ("NT-Xent loss", [4.0, 3.0, 2.0], "x")
+    assert (top1.name, top1.xaxis) == ("twin top-1", "x2") and list(top1.y) == pytest.approx([0.1, 0.2, 0.3])
+    assert chance.xaxis == "x2" and list(chance.y) == pytest.approx([1 / 15, 1 / 15])  # a view's 2N - 1 others
+    assert [s.x0 for s in fig.layout.shapes] == [2, 2]   # epoch 75 was never reached: no line
+    assert tuple(fig.layout.yaxis2.range) == (0, 1.02)
+    assert len(report.contrastive_curves([dict(train_loss=1.0)]).data) == 1  # no twin top-1: its panel stays empty
+    with pytest.raises(ValueError, match="batch_size"):
+        report.contrastive_curves(history, batch_size=0)
+
+
+def test_method_curves_ours_with_error_bars_beside_the_dashed_thesis():
+    long = pd.DataFrame({
+        "sampling_rate": ["1/4", "1/4", "1/3", "1/4", "1/3", "1/4", "1/4", "1/3"],
+        "method": ["contrastive (150 epochs)"] * 2 + ["supervised"] * 2 + ["no-image baseline"] * 2
+                  + ["contrastive (150 epochs)", "contrastive (2 epochs)"],
+        "source": ["ours"] * 4 + ["baseline"] * 2 + ["thesis", "ours"],
+        "value": [48.0, 50.0, np.nan, 80.0, 0.4, 0.3, 49.34, np.nan],
+    })
+    fig = report.method_curves(long, x_order=["1/3", "1/4"], y_title="workload %")
+    names = [t.name for t in fig.data]
+    assert names == ["contrastive (150 epochs) (ours)", "supervised (ours)", "no-image baseline",
+                     "contrastive (150 epochs) (thesis)"]   # a method with no value at all draws nothing
+    ours150, sup, base, thesis = fig.data
+    assert list(ours150.y) == [49.0] and ours150.error_y.visible and ours150.error_y.array[0] == pytest.approx(
+        np.std([48, 50], ddof=1))
+    assert list(sup.x) == ["1/4"] and not sup.error_y.visible          # the NaN seed is left out
+    assert thesis.line.dash == "dash" and thesis.line.color == ours150.line.color
+    assert base.line.dash == "dot" and base.line.color == report.COLORS["thesis"]
+    assert list(fig.layout.xaxis.categoryarray) == ["1/3", "1/4"]

@@ -35,23 +35,46 @@ def test_starts_at_first_pair_with_hand_counts():
     assert s["workload_pct"] == pytest.approx(100 * (12 + 2) / 20)
     assert "true 5" in e.counts.value and "uncertain 2" in e.counts.value
     assert "70.00 %" in e.counts.value
-    assert s["n_gallery"] == 2
-    # most uncertain first: 0.50 then 0.30
-    assert _captions(e) == ["<small>#3 p=0.500 y=0</small>", "<small>#7 p=0.300 y=0</small>"]
+    assert s["n_gallery"] == 8  # every slice (max_gallery 12), nearest a threshold first
+    # distances to 0.75/0.25: 0.20, 0.80, 0.30 are 0.05 off (ties in index order), then 0.85 (0.10)
+    assert _captions(e)[:4] == ["<small>#2 p=0.200 y=1 sure -</small>", "<small>#4 p=0.800 y=1 sure +</small>",
+                                "<small>#7 p=0.300 y=0 uncertain</small>", "<small>#5 p=0.850 y=1 sure +</small>"]
+    assert "nearest the thresholds" in e.gallery_title.value and "changed" not in e.gallery_title.value
 
 
 def test_moving_sliders_updates_counts_summary_and_gallery():
-    e = _explorer()
+    e = _explorer(max_gallery=4)
     before_html, before_gallery = e.counts.value, _captions(e)
-    e.upper.value = 0.9
-    e.lower.value = 0.1
+    e.upper.value = 0.9   # 0.80 and 0.85 leave "sure +": shown first, framed thicker
+    assert _captions(e)[:2] == ["<small>#5 p=0.850 y=1 uncertain (was sure +)</small>",
+                                "<small>#4 p=0.800 y=1 uncertain (was sure +)</small>"]
+    assert "the 2 that just changed class first" in e.gallery_title.value
+    assert e.gallery.children[0].layout.border.startswith("4px")
+    e.lower.value = 0.1   # 0.10 (on the bound: uncertain) and 0.20 leave "sure -"
     s = e.summary()
     # 0.9/0.1: sure pos 0.97, sure neg 0.02 (0.10 on the bound is uncertain) -> true 2, uncertain 6
     assert (s["n_true"], s["n_false"], s["n_uncertain"]) == (2, 0, 6)
     assert s["workload_pct"] == pytest.approx(90.0)
     assert e.counts.value != before_html and "uncertain 6" in e.counts.value
-    assert _captions(e) != before_gallery and len(e.gallery.children) == 6
+    assert _captions(e)[:2] == ["<small>#1 p=0.100 y=0 uncertain (was sure -)</small>",
+                                "<small>#2 p=0.200 y=1 uncertain (was sure -)</small>"]
+    assert _captions(e) != before_gallery and len(e.gallery.children) == 4
     assert e.presets.value == (0.9, 0.1)  # the sliders sit on a thesis pair
+
+
+def test_gallery_follows_the_sliders_even_when_no_class_changes():
+    e = _explorer(max_gallery=2)
+    before = _captions(e)
+    e.upper.value = 0.77  # 0.80 stays sure +, now the nearest slice
+    assert e.summary()["n_uncertain"] == 2 and "changed" not in e.gallery_title.value
+    assert _captions(e) != before and _captions(e)[0] == "<small>#4 p=0.800 y=1 sure +</small>"
+
+
+def test_empty_state_says_nothing_is_uncertain():
+    e = _explorer()
+    e.set_thresholds(0.35, 0.32)  # no probability in [0.32, 0.35]
+    assert e.summary()["n_uncertain"] == 0
+    assert e.gallery_title.value.startswith("Nothing is uncertain at 0.35/0.32")
 
 
 def test_gallery_respects_max_gallery():
@@ -59,6 +82,11 @@ def test_gallery_respects_max_gallery():
     e.set_thresholds(0.95, 0.05)
     assert e.summary()["n_uncertain"] == 6
     assert len(e.gallery.children) == 3
+
+
+def test_preset_buttons_fit_their_labels():
+    # a fixed 80px cut "0.75/0.25" in JupyterLab (tests/test_browser.py checks the drawn buttons)
+    assert _explorer().presets.style.button_width == "auto"
 
 
 def test_sliders_push_each_other():
@@ -112,6 +140,15 @@ def test_static_figure_has_one_step_per_pair():
     assert restyle["y"] == [[2], [0], [6]]
     assert "workload 90.00 %" in relayout["title.text"]
     assert [sh["x0"] for sh in relayout["shapes"]] == [0.9, 0.1]
+
+
+def test_static_figure_log_axis_has_readable_ticks():
+    probs = np.r_[np.full(130, 0.01), np.full(7, 0.6), [0.99]]
+    fig = threshold_figure(probs, np.r_[np.zeros(130), np.ones(8)].astype(int))
+    axis = fig.layout.yaxis2
+    assert axis.type == "log"
+    # 1 2 5 10 20 50 100: no minor labels ("5 4 3 2 10 9 8") and nothing past 1.4 x the tallest bar
+    assert list(axis.tickvals) == [1, 2, 5, 10, 20, 50, 100] and list(axis.ticktext)[-1] == "100"
 
 
 def test_threshold_explorer_dispatch():

@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from ..io import read_json
+from ..report.quality import quality_checks
 from .plan import Run
 from .run import echo
 from .state import read_marker, stale_reason, token_of
@@ -60,7 +62,8 @@ def show(batch: list[Run], out: Path, *, force: bool, dry_run: bool, slots: list
 
 
 def summary(batch: list[Run], outcome: dict[str, str], out: Path) -> int:
-    """Print the counts of each outcome and each failure's reason.
+    """Print the counts of each outcome, each failure's reason, and each run that ran but whose
+    model needs a check (:func:`pe_utils.report.quality.quality_checks`: it is no success to read).
 
     Args:
         batch: the runs; outcome: ``{run name: status}`` from :func:`pe_utils.batch.run.execute`.
@@ -80,6 +83,10 @@ def summary(batch: list[Run], outcome: dict[str, str], out: Path) -> int:
             why = f"{err.get('ename')}: {str(err.get('evalue'))[:200]}" if err else marker.get("reason", "")
             log = f"  (log: {out / run.files()['log']})" if outcome[run.name] == "failed" else ""
             print(f"  {outcome[run.name]}: {run.name}: {why}{log}")
+        elif outcome.get(run.name) in ("success", "up to date"):
+            checks = quality_checks(read_json(out / run.files()["metrics"]) or {})
+            if checks:
+                print(f"  check: {run.name}: ran, but the model is too weak to read: {'; '.join(checks)}")
     print(f"index: {out / 'index.html'}")
     return 1 if counts["failed"] or counts["skipped"] else 0
 

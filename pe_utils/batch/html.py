@@ -1,28 +1,33 @@
-"""What the batch runner writes besides executed notebooks: offline HTML reports and the index.
+"""What the batch runner writes besides executed notebooks: offline HTML reports of each run.
 
 Kept apart from planning and running because it is all about pages: nbconvert's HTML export
-made to work offline, the error banner of a failed run, and ``index.html`` over every run of a
-report folder (its figure columns are :data:`pe_utils.report.schema.INDEX_FIGURES`).
+made to work offline and the error banner of a failed run. ``index.html`` over every run of a
+report folder is :mod:`pe_utils.batch.index_page` (:func:`write_index` is re-exported here).
 
 Offline means no ``<script src="http...">`` anywhere: nbconvert's ``lab`` template loads
 require.js, MathJax and mermaid from CDNs, and plotly's notebook renderer adds a MathJax CDN tag
-to every figure. The export drops all of them. plotly.js itself is inlined once per page by the
-notebook renderer's init output (``plotly.io.renderers.default = "plotly_mimetype+notebook"``);
-without require.js on the page that bundle sets ``window.Plotly``, which the figures call.
+to every figure. The export drops all of them. Notebooks keep each figure as its JSON only
+(``application/vnd.plotly.v1+json``, :func:`pe_utils.report.style.setup_notebook`), which
+nbconvert cannot draw: :func:`draw_plotly_figures` gives each one an HTML form that calls
+``Plotly.newPlot``, and plotly.js is inlined once per page, in its head. (A notebook run with
+the former ``"plotly_mimetype+notebook"`` renderer carries plotly.js in an output already:
+then nothing is added; without require.js that bundle sets ``window.Plotly`` too.)
 LaTeX in markdown stays as written (``$x$``) since MathJax is not there to typeset it.
+
+Progress bars: tqdm draws a widget whose plain-text form is the bar as first drawn
+("fit:   0%|   | 0/112"); without a widget manager that frozen text is what a page would show.
+:func:`settle_progress_bars` writes each bar's final state instead (from the widget state
+papermill saves), or drops the bar when no state was saved.
 """
 from __future__ import annotations
 
-import datetime as _dt
 import html
-import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Iterable
 
-from ..io import read_json, write_atomic
-# the index's columns: the metrics.json keys documented beside the schema, in their order
-from ..report.schema import INDEX_FIGURES
+from ..io import write_atomic
+from .index_page import write_index  # noqa: F401  (the pages of a batch, imported from here by cli)
 
 _OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
@@ -78,6 +83,79 @@ def strip_external_scripts(page: str) -> tuple[str, int]:
     return page, len(cuts)
 
 
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+_TQDM_TEXT = re.compile(r"\d+%\|")  # tqdm's text form: "fit:  40%|####      | 2/5 [...]"
+
+
+def _progress_text(state: dict, model_id: str) -> str | None:
+    """A tqdm widget's final line from the saved widget state (HBox of HTML, progress, HTML)."""
+    box = state.get(model_id, {}).get("state", {})
+    children = [state.get(str(c).removeprefix("IPY_MODEL_"), {}) for c in box.get("children", [])]
+    names = [c.get("model_name") for c in children]
+    if len(children) != 3 or names[1] not in ("FloatProgressModel", "IntProgressModel"):
+        return None
+    left, right = (html.unescape(str(children[i]["state"].get("value", ""))) for i in (0, 2))
+    return re.sub(r"\s+", " ", f"{left} {right}".replace("\u2007", " ")).strip()
+
+
+def settle_progress_bars(nb) -> int:
+    """Replace every tqdm progress-bar output of ``nb`` by its final line, in place.
+
+    Args:
+        nb: an executed ``nbformat`` notebook; its ``metadata.widgets`` (saved by papermill)
+            gives each bar's last state.
+
+    Returns:
+        How many bar outputs were replaced (final text) or dropped (no saved state). Other
+        widget outputs are left as they are.
+    """
+    state = (nb.metadata.get("widgets") or {}).get("application/vnd.jupyter.widget-state+json", {})
+    state = state.get("state", {})
+    changed = 0
+    for cell in nb.cells:
+        kept = []
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if _WIDGET_VIEW not in data or not _TQDM_TEXT.search(str(data.get("text/plain", ""))):
+                kept.append(output)
+                continue
+            changed += 1
+            final = _progress_text(state, data[_WIDGET_VIEW].get("model_id", ""))
+            if final is not None:
+                output["data"] = {"text/plain": final}
+                kept.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = kept
+    return changed
+
+
+_PLOTLY = "application/vnd.plotly.v1+json"
+
+
+def draw_plotly_figures(nb) -> int:
+    """Give every plotly figure kept as JSON an HTML form (a div and ``Plotly.newPlot``), in place.
+
+    Args:
+        nb: an executed ``nbformat`` notebook.
+
+    Returns:
+        How many figures got one; the page must then load plotly.js once (:func:`export_html`).
+    """
+    import plotly.io as pio
+
+    drawn = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if _PLOTLY in data and "text/html" not in data:
+                fig = dict(data[_PLOTLY])
+                config = fig.pop("config", None)
+                data["text/html"] = pio.to_html(fig, config=config, include_plotlyjs=False, full_html=False,
+                                                validate=False)
+                drawn += 1
+    return drawn
+
+
 def _exporter(results_only: bool):
     import jinja2
     from nbconvert import HTMLExporter
@@ -111,13 +189,19 @@ def export_html(ipynb: str | Path, html_path: str | Path, *, results_only: bool 
     import nbformat
 
     nb = nbformat.read(str(ipynb), as_version=4)
+    settle_progress_bars(nb)  # before the widget state below goes: it holds each bar's end
     # widget state would make the template load the widget manager from a CDN; the static
     # outputs the notebooks print next to their widgets are what a report shows
     nb.metadata.pop("widgets", None)
     resources = {"metadata": {"name": title or Path(ipynb).stem,
                               "path": str(source_dir or Path(ipynb).parent)}}
+    figures = draw_plotly_figures(nb)
     page, _ = _exporter(results_only).from_notebook_node(nb, resources=resources)
     page, dropped = strip_external_scripts(page)
+    if figures and "plotly.js v" not in page:   # once per page, before any figure calls it
+        from plotly.offline import get_plotlyjs
+
+        page = page.replace("</head>", f'<script type="text/javascript">{get_plotlyjs()}</script>\n</head>', 1)
     write_atomic(html_path, page)
     return dropped
 
@@ -146,128 +230,3 @@ def add_failure_banner(ipynb: str | Path, error: dict, log_name: str) -> None:
     cell.metadata["tags"] = ["batch-error-banner"]
     nb.cells.insert(0, cell)
     write_atomic(path, nbformat.writes(nb))
-
-
-# ---------------------------------------------------------------------------------------------
-# the index page
-
-def _fmt_duration(seconds: Any) -> str:
-    if not isinstance(seconds, (int, float)):
-        return ""
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
-        else f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def _fmt_value(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return "" if value is None else str(value)
-    if isinstance(value, float):
-        return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
-    return str(value)
-
-
-def _link(out: Path, target: str | None, text: str) -> str:
-    if not target or not (out / target).exists():
-        return ""
-    return f'<a href="{html.escape(target)}">{html.escape(text)}</a>'
-
-
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; font-size: 0.92em; }
-th, td { border-bottom: 1px solid #ddd; padding: 0.35em 0.7em; text-align: left; vertical-align: top; }
-th { background: #f4f4f4; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.links, td.num { white-space: nowrap; }
-.status { font-weight: 600; padding: 0.1em 0.5em; border-radius: 0.6em; }
-.success { background: #e8f5e9; color: #1b5e20; } .failed { background: #ffebee; color: #b71c1c; }
-.skipped { background: #fff8e1; color: #8d6e00; } .pending { background: #eceff1; color: #455a64; }
-.note { color: #666; font-size: 0.85em; max-width: 40em; }
-.summary { border: 1px solid #90caf9; background: #e3f2fd; padding: 0.7em 1em; margin: 1em 0; }
-"""
-
-
-def write_index(out: str | Path, rows: Iterable[dict], *, title: str | None = None) -> Path:
-    """Write ``out/index.html`` and ``out/runs.json``: every run, its state and its figures.
-
-    Args:
-        out: the batch's report folder.
-        rows: one dict per run with ``index`` (or None), ``notebook``, ``run_id``, ``status``
-            (success/failed/skipped/pending), ``shown`` (the parameters worth a column),
-            ``duration_s``, ``error``/``reason``, ``files`` (paths relative to ``out``),
-            ``summary`` (the summary notebook's run), ``outdated`` (its marker predates the
-            current code or parameters).
-
-    Returns:
-        The index page's path.
-    """
-    out = Path(out)
-    rows = list(rows)
-    for row in rows:
-        metrics = read_json(out / row["files"]["metrics"]) if row.get("files") else None
-        row["metrics"] = metrics or {}
-    figures = [k for k in INDEX_FIGURES
-               if any(isinstance(r["metrics"].get(k), (int, float)) for r in rows)]
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["status"]] = counts.get(row["status"], 0) + 1
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    title = title or f"Batch report: {out.name}"
-    profiles = sorted({str((r.get("parameters") or {}).get("profile")) for r in rows if r.get("parameters")})
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1>",
-             f"<p>{len(rows)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-             + (f"; profile {html.escape(', '.join(profiles))}" if profiles else "")
-             + f". Updated {now}.</p>"]
-    for row in rows:
-        if row.get("summary") and row["status"] == "success":
-            links = " · ".join(x for x in (_link(out, row["files"]["results_html"], "results"),
-                                          _link(out, row["files"]["html"], "with code")) if x)
-            parts.append(f"<div class='summary'><b>Summary of all runs</b> "
-                         f"({html.escape(row['notebook'])}): {links}</div>")
-    head = ["#", "notebook", "run", "parameters", "status", "duration",
-            *[INDEX_FIGURES[k] for k in figures], "reports"]
-    parts.append("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head)
-                 + "</tr></thead><tbody>")
-    for row in rows:
-        files = row.get("files") or {}
-        status = row["status"]
-        note = ""
-        if row.get("error"):
-            err = row["error"]
-            note = f"{err.get('ename', 'Error')}: {err.get('evalue', '')}"[:300]
-        elif row.get("reason"):
-            note = row["reason"]
-        if (row.get("attempt") or 1) > 1:
-            note += f" (after {row['attempt']} attempts: the kernel died)"
-        if row.get("outdated"):
-            note = (note + " " if note else "") + "(stale: code or parameters changed since)"
-        params = ", ".join(f"{k}={v}" for k, v in (row.get("shown") or {}).items())
-        reports = " · ".join(x for x in (
-            _link(out, files.get("results_html"), "results"), _link(out, files.get("html"), "full"),
-            _link(out, files.get("ipynb"), "notebook"), _link(out, files.get("log"), "log"),
-            _link(out, files.get("metrics"), "metrics.json")) if x)
-        cells = [
-            "" if row.get("index") is None else str(row["index"]),
-            html.escape(row["notebook"]), html.escape(row["run_id"]), html.escape(params),
-            f"<span class='status {html.escape(status)}'>{html.escape(status)}</span>"
-            + (f"<div class='note'>{html.escape(note)}</div>" if note else ""),
-            _fmt_duration(row.get("duration_s")),
-            *[html.escape(_fmt_value(row["metrics"].get(k))) for k in figures],
-            reports,
-        ]
-        numeric = {0, 5, *range(6, 6 + len(figures))}
-        parts.append("<tr>" + "".join(
-            f"<td class='num'>{c}</td>" if i in numeric else
-            f"<td class='links'>{c}</td>" if i == len(cells) - 1 else f"<td>{c}</td>"
-            for i, c in enumerate(cells)) + "</tr>")
-    parts.append("</tbody></table>")
-    parts.append("<p class='note'>results: code hidden · full: with code · log: papermill's cell "
-                 "log · each run's artefacts are in the folder next to its report.</p></body></html>")
-    write_atomic(out / "index.html", "\n".join(parts))
-    machine = [{k: v for k, v in row.items() if k != "metrics"} | {"key_figures": {
-        k: row["metrics"][k] for k in figures if k in row["metrics"]}} for row in rows]
-    write_atomic(out / "runs.json", json.dumps(machine, indent=1, default=str))
-    return out / "index.html"

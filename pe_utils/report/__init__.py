@@ -13,12 +13,14 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "images": ("to_uint8_image", "png_bytes", "png_uri", "image_gallery", "tta_views_figure"),
     "figures_data": ("FULL_HU_RANGE", "hu_histogram", "window_panel", "positives_per_patient",
                      "positives_by_slice_position", "split_strip"),
-    "figures_training": ("learning_curves", "positives_per_batch_figure", "confusion_matrix_figure",
-                         "roc_figure", "probability_histogram"),
+    "figures_training": ("learning_curves", "contrastive_curves", "method_curves", "positives_per_batch_figure",
+                         "confusion_matrix_figure", "roc_figure", "probability_histogram"),
     "figures_triage": ("triage_bars", "workload_table", "rate_curve", "workload_comparison",
-                       "threshold_figure"),
+                       "threshold_figure", "rate_overview"),
     "widgets": ("ThresholdExplorer", "threshold_explorer"),
     "thesis_numbers": ("TABLE_6_2", "FIG_6_15", "FIG_6_16"),
     "schema": ("write_metrics", "read_metrics"),
+    "quality": ("AUC_FLOOR", "F1_FLOOR", "quality_checks", "METHOD_NOTES", "IndexColumn", "RUN_COLUMNS",
+                "FOOTNOTES", "cell_text", "FIELD_LABELS", "field_label"),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, EXPORTS)

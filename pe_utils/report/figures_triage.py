@@ -2,8 +2,9 @@
 
 :func:`triage_bars` and :func:`workload_table` show one test (Figs 6.7, 6.8, Table 6.2);
 :func:`rate_curve` and :func:`workload_comparison` compare sampling rates with the thesis
-(the summary notebook); :func:`threshold_figure` is the static threshold explorer, a
-slider over the threshold pairs that works in an exported HTML page.
+(the summary notebook), :func:`rate_overview` is the batch index's small summary; and
+:func:`threshold_figure` is the static threshold explorer, a slider over the threshold pairs
+that works in an exported HTML page.
 """
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from plotly.subplots import make_subplots
 
 from pe_utils.evaluate.triaging import annotation_workload, triage_counts
 from pe_utils.profiles import THESIS_THRESHOLD_PAIRS
+from pe_utils.report.quality import AUC_FLOOR, F1_FLOOR, METHOD_NOTES, field_label
 from pe_utils.report.style import COLORS
 
-__all__ = ["triage_bars", "workload_table", "rate_curve", "workload_comparison", "threshold_figure"]
+__all__ = ["triage_bars", "workload_table", "rate_curve", "workload_comparison", "threshold_figure",
+           "rate_overview"]
 
 
 def triage_bars(table: pd.DataFrame, percent: bool = True,
@@ -43,16 +46,22 @@ def triage_bars(table: pd.DataFrame, percent: bool = True,
 
 
 def _fmt(v) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
     if isinstance(v, (float, np.floating)):
-        return "" if math.isnan(v) else f"{v:.2f}"
+        return "none" if math.isnan(v) else f"{v:.2f}".rstrip("0").rstrip(".")
     if isinstance(v, (tuple, list)) and len(v) == 2:
         return f"{v[0]:g}/{v[1]:g}"
-    return "" if v is None else str(v)
+    return "none" if v is None else str(v)
 
 
 def workload_table(rows, title: str = "Annotation workload (as Table 6.2)", transpose: bool = True
                    ) -> go.Figure:
-    """A ``go.Table`` of workload rows (floats to 2 decimals, pairs as ``upper/lower``).
+    """A ``go.Table`` of workload rows: readable names, at most 2 decimals, pairs as ``upper/lower``.
+
+    Raw column names read as words (:func:`pe_utils.report.quality.field_label`), booleans as
+    yes/no, NaN as "none". A table with a ``method`` column (``compare_threshold_choices``)
+    gets the legend of the three threshold choices under it.
 
     Args:
         rows: DataFrame or list of dicts, one per test (e.g. test_name, pct_training_stage,
@@ -62,17 +71,41 @@ def workload_table(rows, title: str = "Annotation workload (as Table 6.2)", tran
     """
     df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
     cells = df.map(_fmt) if hasattr(df, "map") else df.applymap(_fmt)
+    names = [field_label(c) for c in df.columns]
     if transpose and len(df.columns) > 1:
-        head = [str(df.columns[0])] + list(cells.iloc[:, 0])
-        values = [list(df.columns[1:])] + [list(cells.iloc[i, 1:]) for i in range(len(df))]
+        head = [names[0]] + list(cells.iloc[:, 0])
+        values = [names[1:]] + [list(cells.iloc[i, 1:]) for i in range(len(df))]
     else:
-        head = [str(c) for c in df.columns]
+        head = names
         values = [list(cells[c]) for c in df.columns]
-    fig = go.Figure(go.Table(header=dict(values=head, fill_color="#dde6f0", align="center"),
-                             cells=dict(values=values, align=["left"] + ["center"] * (len(values) - 1))))
-    fig.update_layout(title=title, height=120 + 30 * max(len(values[0]), 1), margin=dict(l=10, r=10, t=50, b=10))
+    # the first column holds the longest words (the row names when transposed): twice as wide
+    widths = [2.0] + [1.0] * (len(values) - 1)
+    fig = go.Figure(go.Table(columnwidth=widths,
+                             header=dict(values=head, fill_color="#dde6f0", align="center", height=28),
+                             cells=dict(values=values, align=["left"] + ["center"] * (len(values) - 1),
+                                        height=24)))
+    # rows at a fixed height fill the plot area exactly, so the legend sits right under them
+    height = 50 + 28 + 24 * max(len(values[0]), 1) + 20
+    margin = dict(l=10, r=10, t=50, b=10)
+    if "method" in df.columns:
+        legend = "<br>".join(f"<b>{m}</b>: {_wrap(METHOD_NOTES[m])}" for m in ("oracle", "validation", "conformal"))
+        fig.add_annotation(text=legend, x=0, y=0, xref="paper", yref="paper", yanchor="top", xanchor="left",
+                           showarrow=False, align="left", font=dict(size=11))
+        margin["b"] = 16 * (legend.count("<br>") + 1) + 20
+        height += margin["b"]
+    fig.update_layout(title=title, height=height, margin=margin)
     return fig
 
+
+def _wrap(text: str, width: int = 110) -> str:
+    """``text`` broken with ``<br>`` every ``width`` characters or so (annotations do not wrap)."""
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + len(word) > width:
+            lines.append(line)
+            line = ""
+        line = f"{line} {word}".strip()
+    return "<br>".join(lines + [line])
 
 
 def rate_curve(df: pd.DataFrame, y: str, x: str = "sampling_rate", thesis: pd.DataFrame | None = None,
@@ -202,6 +235,64 @@ def threshold_figure(probs, labels=None, n_dataset: int | None = None, n_trainin
                       sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="upper/lower: "),
                                     pad=dict(t=50))])
     fig.update_yaxes(title_text="images", row=1, col=1)
-    fig.update_yaxes(title_text="images", type="log", row=1, col=2)
+    counts = [np.histogram(p if y is None else p[y == c], bins=50, range=(0, 1))[0].max(initial=0)
+              for c in ((None,) if y is None else (0, 1))]
+    fig.update_yaxes(title_text="images (log scale)", row=1, col=2, **_log_count_axis(max(counts)))
     fig.update_xaxes(title_text="probability", range=[0, 1], row=1, col=2)
+    return fig
+
+
+def _log_count_axis(max_count: int) -> dict:
+    """A log axis for counts with readable ticks: 1, 2, 5, 10, 20, 50, ... (decades only past
+    10^4), never plotly's own minor labels ("5 4 3 2 10 9 8 ...") on a short range."""
+    top = max(int(max_count), 1)
+    ticks = [m * 10 ** e for e in range(len(str(top)) + 1) for m in (1, 2, 5)]
+    if top >= 10 ** 4:
+        ticks = [10 ** e for e in range(len(str(top)) + 1)]
+    ticks = [t for t in ticks if t <= 1.4 * top]  # the axis ends at 1.4 x the tallest bar
+    return dict(type="log", tickvals=ticks, ticktext=[f"{t:,}" for t in ticks], minor=dict(showgrid=False),
+                range=[-0.1, math.log10(top) + 0.15])
+
+
+def rate_overview(df: pd.DataFrame, x: str = "sampling_rate", title: str | None = None) -> go.Figure:
+    """The batch index's summary of one case (300 px high): workload % and AUC/F1 by rate.
+
+    Runs that need a check (:func:`pe_utils.report.quality.quality_checks`) are drawn as open
+    markers with their reasons on hover, so a dip reads as a weak model, not as the rate's
+    effect; the AUC and F1 floors are dotted lines.
+
+    Args:
+        df: one row per run, in the order to draw, with column ``x`` and any of ``auc``, ``f1``,
+            ``oracle_workload_pct``, ``practical_workload_pct``, ``conformal_workload_pct``
+            (NaN: no pair, drawn at 100 %), and ``check`` (the reasons joined, "" for none).
+        x: the column on the x axis.
+    """
+    order = list(dict.fromkeys(df[x].astype(str)))
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=("% of the dataset annotated by hand", "test AUC and F1"))
+    checks = df.get("check", pd.Series([""] * len(df), index=df.index)).fillna("")
+    series = [("oracle_workload_pct", "oracle (test labels)", "#1f77b4", 1),
+              ("practical_workload_pct", "validation", "#ff7f0e", 1),
+              ("conformal_workload_pct", "conformal", "#9467bd", 1),
+              ("auc", "AUC", COLORS["ours"], 2), ("f1", "F1", COLORS["false"], 2)]
+    for key, name, colour, col in series:
+        if key not in df:
+            continue
+        values = pd.to_numeric(df[key], errors="coerce")
+        words = ["no pair: 100 %" if math.isnan(v) else "" for v in values]
+        values = values.fillna(100.0) if col == 1 else values
+        fig.add_trace(go.Scatter(
+            x=df[x].astype(str), y=values, name=name, mode="lines+markers", line=dict(color=colour),
+            legendgroup=str(col), marker=dict(size=9, symbol=["circle-open" if c else "circle" for c in checks]),
+            customdata=[f"{w} check: {c}" if c else w for w, c in zip(words, checks)],
+            hovertemplate=f"{name} %{{x}}: %{{y:.2f}}{' %' if col == 1 else ''} %{{customdata}}<extra></extra>"),
+            row=1, col=col)
+    for floor, name in ((AUC_FLOOR, "AUC floor"), (F1_FLOOR, "F1 floor")):
+        fig.add_hline(y=floor, line=dict(dash="dot", color="#999", width=1), row=1, col=2,
+                      annotation_text=f"{name} {floor:g}", annotation_font_size=10)
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=order, title_text=x.replace("_", " "))
+    fig.update_yaxes(range=[0, 105], row=1, col=1, title_text="%")
+    fig.update_yaxes(range=[0, 1.05], row=1, col=2)
+    fig.update_layout(title=title, height=300, margin=dict(l=50, r=20, t=60 if title else 40, b=40),
+                      legend=dict(orientation="h", y=-0.3, font_size=11))
     return fig

@@ -64,7 +64,8 @@ def _hide_axes(fig: go.Figure) -> None:
 
 
 def image_gallery(images, captions: Sequence[str] | None = None, cols: int = 6,
-                  title: str | None = None, max_side: int = 128, tile_px: int = 150) -> go.Figure:
+                  title: str | None = None, max_side: int = 128, tile_px: int = 150,
+                  empty: str = "No slice to show: the selection is empty.") -> go.Figure:
     """A grid of images with a caption above each (e.g. the uncertain slices).
 
     Args:
@@ -74,9 +75,12 @@ def image_gallery(images, captions: Sequence[str] | None = None, cols: int = 6,
         cols: images per row.
         max_side: images are shrunk to at most this side before embedding.
         tile_px: height and width of each tile on the page.
+        empty: the sentence shown, in place of an empty grid under a heading, when there is
+            no image (e.g. nothing is uncertain).
 
     Returns:
-        Figure with one ``go.Image`` trace per image.
+        Figure with one ``go.Image`` trace per image (none, and the ``empty`` sentence, for
+        no image).
     """
     images = list(images)
     n = len(images)
@@ -85,7 +89,15 @@ def image_gallery(images, captions: Sequence[str] | None = None, cols: int = 6,
         raise ValueError(f"{n} images but {len(captions)} captions")
     if cols < 1:
         raise ValueError("cols must be >= 1")
-    cols = max(1, min(cols, n)) if n else 1
+    if n == 0:
+        fig = go.Figure()
+        fig.add_annotation(text=empty, x=0, y=0.5, xref="paper", yref="paper", xanchor="left",
+                           showarrow=False, font=dict(size=14))
+        _hide_axes(fig)
+        fig.update_layout(title=title, height=110 if title else 70, plot_bgcolor="rgba(0,0,0,0)",
+                          margin=dict(l=10, r=10, t=50 if title else 10, b=10))
+        return fig
+    cols = max(1, min(cols, n))
     rows = max(1, math.ceil(n / cols))
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=captions or None,
                         horizontal_spacing=0.01, vertical_spacing=0.3 / rows)

@@ -2,8 +2,8 @@
 
 :class:`ThresholdExplorer` is an ipywidgets panel (live in JupyterLab): two linked sliders
 (``lower < upper`` always holds: moving one past the other pushes it), buttons for the thesis's
-pairs, a line of counts (true / false / uncertain, workload), and a gallery of the uncertain
-slices with their probability and label.
+pairs, a line of counts (true / false / uncertain, workload), and a gallery of the slices nearest
+the two thresholds (those that just changed class first), each framed in its class's colour.
 
 :func:`threshold_explorer` picks what to show. A live widget needs a frontend; an executed
 notebook exported to HTML (papermill, nbconvert) has none and would show a dead widget. So:
@@ -17,11 +17,6 @@ notebook exported to HTML (papermill, nbconvert) has none and would show a dead 
   in the title), which works in a static HTML page.
 * ``interactive=None``: the explorer when a notebook frontend sends the code (JupyterLab tags
   its execute requests with the cell id; papermill/nbclient send none), the figure otherwise.
-  Notebooks pass ``interactive=not batch_mode`` to be explicit.
-
-papermill stores widget state (nbclient ``store_widget_state``), and nbconvert then renders a
-frozen widget (no Python behind it, widget JS from a CDN) rather than the HTML fallback: in
-batch runs pass ``interactive=False``.
 """
 from __future__ import annotations
 
@@ -40,6 +35,10 @@ from pe_utils.report.style import COLORS
 
 __all__ = ["ThresholdExplorer", "threshold_explorer"]
 
+# triage's classes (1 sure positive, 0 sure negative, -1 uncertain): gallery captions and frames
+_CLASS_NAMES = {1: "sure +", 0: "sure -", -1: "uncertain"}
+_CLASS_COLOURS = {1: COLORS["positive"], 0: COLORS["negative"], -1: COLORS["uncertain"]}
+
 
 class ThresholdExplorer:
     """Two linked sliders over the triage thresholds, with live counts, workload and gallery.
@@ -53,13 +52,15 @@ class ThresholdExplorer:
             (training stage + uncertain, Table 6.2).
         n_training_stage: images annotated up front (train + val).
         pairs: preset ``(upper, lower)`` pairs offered as buttons; the first is the start value.
-        max_gallery: uncertain images shown at most (the most uncertain: closest to 0.5).
+        max_gallery: images shown at most: those whose class changed at the last move first,
+            then the rest by distance to the nearer threshold (what a move changes next).
         step: slider resolution; also the gap kept between the two thresholds.
         thumb: side in pixels of the gallery thumbnails.
 
     Attributes:
         upper, lower: the ``FloatSlider`` widgets. counts: the ``HTML`` line of counts.
-        gallery: a ``GridBox`` of (image, caption) boxes. widget: the ``VBox`` to display.
+        gallery_title: the ``HTML`` line over the gallery (an empty-state sentence when nothing
+        is uncertain). gallery: a ``GridBox`` of (image, caption) boxes. widget: the ``VBox``.
     """
 
     def __init__(self, probs, labels=None, images=None, n_dataset: int | None = None,
@@ -82,6 +83,8 @@ class ThresholdExplorer:
         self.thumb = int(thumb)
         self._png: dict[int, bytes] = {}
         self._busy = False
+        self._classes: np.ndarray | None = None  # each slice's class before the last move
+        self._changed = np.zeros(self.probs.shape, dtype=bool)
 
         upper, lower = self.pairs[0] if self.pairs else (0.75, 0.25)
         slider = dict(min=0.0, max=1.0, step=step, readout_format=".2f", continuous_update=False,
@@ -90,45 +93,35 @@ class ThresholdExplorer:
         self.lower = W.FloatSlider(value=lower, description="lower (sure -)", **slider)
         self.presets = W.ToggleButtons(options=[(f"{u:g}/{lo:g}", (u, lo)) for u, lo in self.pairs],
                                        value=None, description="thesis pairs",
-                                       style={"button_width": "80px"})
+                                       # "auto": each button as wide as its label (80px cut "0.75/0.25")
+                                       style={"button_width": "auto"})
         self.counts = W.HTML()
+        self.gallery_title = W.HTML()
         self.gallery = W.GridBox(layout=W.Layout(
             grid_template_columns=f"repeat(auto-fill, {thumb + 20}px)", grid_gap="4px"))
-        self.upper.observe(self._on_upper, names="value")
-        self.lower.observe(self._on_lower, names="value")
+        self.upper.observe(lambda _: self._push(self.upper, self.lower, +1), names="value")
+        self.lower.observe(lambda _: self._push(self.lower, self.upper, -1), names="value")
         self.presets.observe(self._on_preset, names="value")
         parts = [W.HTML("<b>Two-threshold triage</b>: above <i>upper</i> sure positive, below "
                         "<i>lower</i> sure negative, between them checked by an expert."),
                  self.presets, self.upper, self.lower, self.counts]
         if images is not None:
-            parts += [W.HTML(f"<b>Uncertain slices</b> (at most {self.max_gallery}, most uncertain first)"),
-                      self.gallery]
+            parts += [self.gallery_title, self.gallery]
         self.widget = W.VBox(parts)
         self._update()
 
-    # -- linking: keep lower < upper by pushing the other slider
-    def _on_upper(self, change) -> None:
+    def _push(self, moved: W.FloatSlider, other: W.FloatSlider, sign: int) -> None:
+        """Keep ``lower < upper``: ``moved`` stays a step off its far end (upper >= step, lower
+        <= 1 - step) and pushes ``other`` a step past it when they meet."""
         if self._busy:
             return
         self._busy = True
         try:
-            if self.upper.value < self.step:
-                self.upper.value = self.step
-            if self.lower.value >= self.upper.value:
-                self.lower.value = round(max(0.0, self.upper.value - self.step), 10)
-        finally:
-            self._busy = False
-        self._update()
-
-    def _on_lower(self, change) -> None:
-        if self._busy:
-            return
-        self._busy = True
-        try:
-            if self.lower.value > 1.0 - self.step:
-                self.lower.value = 1.0 - self.step
-            if self.upper.value <= self.lower.value:
-                self.upper.value = round(min(1.0, self.lower.value + self.step), 10)
+            far = self.step if sign > 0 else 1.0 - self.step
+            if sign * (moved.value - far) < 0:
+                moved.value = far
+            if sign * (other.value - moved.value) >= 0:
+                other.value = round(min(1.0, max(0.0, moved.value - sign * self.step)), 10)
         finally:
             self._busy = False
         self._update()
@@ -151,10 +144,8 @@ class ThresholdExplorer:
 
     # -- state
     def summary(self) -> dict:
-        """Current thresholds and counts: ``triage_counts``' dict (``upper, lower, n, n_sure_pos,
-        n_sure_neg, n_uncertain, pct_uncertain``; with labels also ``n_true, n_false,
-        n_false_pos, n_false_neg, n_positives, n_pos_auto_correct``), with ``n_dataset``
-        ``workload_pct``, and ``n_gallery``."""
+        """``triage_counts`` at the current thresholds, with ``workload_pct`` (given ``n_dataset``)
+        and ``n_gallery``."""
         s = triage_counts(self.probs, self.labels, self.upper.value, self.lower.value)
         if self.n_dataset is not None:
             s["workload_pct"] = annotation_workload(self.n_dataset, self.n_training_stage, s["n_uncertain"])
@@ -166,6 +157,14 @@ class ThresholdExplorer:
         idx = np.flatnonzero(triage(self.probs, self.upper.value, self.lower.value) == -1)
         return idx[np.argsort(np.abs(self.probs[idx] - 0.5), kind="stable")]
 
+    def gallery_indices(self) -> np.ndarray:
+        """The gallery's images: those whose class changed at the last move, then the others by
+        distance to the nearer threshold (the next to change), ``max_gallery`` at most."""
+        distance = np.minimum(np.abs(self.probs - self.upper.value), np.abs(self.probs - self.lower.value))
+        distance = np.round(distance, 9)  # equal distances tie (0.30 - 0.25 == 0.80 - 0.75), in index order
+        order = np.lexsort((distance, ~self._changed))  # last key first: changed ones lead
+        return order[: self.max_gallery]
+
     def _thumb(self, i: int) -> bytes:
         if i not in self._png:
             self._png[i] = png_bytes(np.asarray(self.images[i]), max_side=self.thumb)
@@ -173,6 +172,10 @@ class ThresholdExplorer:
 
     def _update(self) -> None:
         s = triage_counts(self.probs, self.labels, self.upper.value, self.lower.value)
+        classes = triage(self.probs, self.upper.value, self.lower.value)
+        if self._classes is not None:
+            self._changed = classes != self._classes
+        previous, self._classes = self._classes, classes
         # highlight the preset the sliders sit on, if any (so clicking it again works)
         match = next((q for q in self.pairs if np.isclose(q[0], s["upper"]) and np.isclose(q[1], s["lower"])),
                      None)
@@ -196,14 +199,24 @@ class ThresholdExplorer:
         self.counts.value = text
         if self.images is None:
             return
+        shown = self.gallery_indices()
+        n_changed = int(self._changed[shown].sum())
+        title = (f"Nothing is uncertain at {s['upper']:g}/{s['lower']:g}: every test slice is labelled "
+                 "automatically. " if s["n_uncertain"] == 0 else "")
+        title += (f"<b>The {len(shown)} slices nearest the thresholds</b>"
+                  + (f", the {n_changed} that just changed class first" if n_changed else "")
+                  + "; frame colour: sure positive, sure negative or uncertain.")
+        self.gallery_title.value = title if len(shown) else "No test slice to show."
         boxes = []
-        for i in self.uncertain_indices()[: self.max_gallery]:
-            cap = f"#{i} p={self.probs[i]:.3f}"
-            if self.labels is not None:
-                cap += f" y={int(self.labels[i])}"
-            boxes.append(W.VBox([W.Image(value=self._thumb(int(i)), format="png",
+        for i in map(int, shown):
+            cap = f"#{i} p={self.probs[i]:.3f}" + (f" y={int(self.labels[i])}" if self.labels is not None else "")
+            cap += f" {_CLASS_NAMES[int(classes[i])]}" + (
+                f" (was {_CLASS_NAMES[int(previous[i])]})" if self._changed[i] else "")
+            border = f"{4 if self._changed[i] else 2}px solid {_CLASS_COLOURS[int(classes[i])]}"
+            boxes.append(W.VBox([W.Image(value=self._thumb(i), format="png",
                                          layout=W.Layout(width=f"{self.thumb}px")),
-                                 W.HTML(f"<small>{html.escape(cap)}</small>")]))
+                                 W.HTML(f"<small>{html.escape(cap)}</small>")],
+                                layout=W.Layout(border=border, padding="2px")))
         self.gallery.children = boxes
 
     def figure(self) -> go.Figure:

@@ -1,0 +1,79 @@
+"""pe_utils.report.quality: which runs need a check, and how the index words each figure."""
+from __future__ import annotations
+
+import pytest
+
+from pe_utils.report.quality import (AUC_FLOOR, F1_FLOOR, FOOTNOTES, METHOD_NOTES, RUN_COLUMNS, cell_text,
+                                     field_label, quality_checks)
+from pe_utils.report.schema import CASE1_KEYS, PREPROCESSING_KEYS
+
+COLUMNS = {c.key: c for c in RUN_COLUMNS}
+# a run as the issue saw it: a model that failed (AUC 0.696, F1 0.013) with no oracle pair
+FAILED = {"auc": 0.6961, "f1": 0.0130, "oracle_thresholds": None, "oracle_workload_pct": None,
+          "oracle_pct_uncertain": None, "practical_thresholds": None, "practical_workload_pct": 100.0,
+          "practical_error_rate": None, "conformal_workload_pct": 61.25, "conformal_error_rate": 14.9375,
+          "pct_training_stage": 79.4375, "n_dataset": 160, "n_test": 32}
+GOOD = {"auc": 0.97, "f1": 0.81, "oracle_thresholds": [0.9, 0.1], "oracle_workload_pct": 52.5,
+        "oracle_pct_uncertain": 19.375, "practical_thresholds": [0.95, 0.05], "practical_workload_pct": 60.0,
+        "practical_error_rate": 3.3333, "conformal_workload_pct": 40.0, "conformal_error_rate": None,
+        "pct_training_stage": 33.125, "n_dataset": 160, "n_test": 107}
+
+
+def test_a_failed_model_needs_a_check_with_its_reasons():
+    assert quality_checks(FAILED) == [f"AUC 0.70 < {AUC_FLOOR:.2f}", f"F1 0.01 < {F1_FLOOR:.2f}",
+                                      "no error-free oracle pair"]
+    assert quality_checks(GOOD) == []
+
+
+@pytest.mark.parametrize("metrics, reasons", [
+    ({}, []),                                        # preprocessing: nothing to judge
+    ({"auc": AUC_FLOOR, "f1": F1_FLOOR}, []),        # the floors themselves pass
+    ({"auc": float("nan")}, ["no AUC"]),
+    ({"f1": None}, ["no F1"]),
+    ({"oracle_thresholds": []}, ["no error-free oracle pair"]),
+])
+def test_checks_only_the_keys_present(metrics, reasons):
+    assert quality_checks(metrics) == reasons
+
+
+def test_missing_values_read_as_words_with_a_footnote():
+    cells = {key: cell_text(COLUMNS[key], FAILED) for key in COLUMNS if key in FAILED}
+    assert cells["oracle_workload_pct"] == ("no error-free pair: 100 %", "no_pair")
+    assert cells["oracle_thresholds"] == ("nothing automated", "no_pair")
+    # the practical workload is 100.0 in metrics.json, but it is the same situation: same words
+    assert cells["practical_workload_pct"] == ("no error-free pair: 100 %", "no_pair")
+    assert cells["practical_error_rate"] == ("nothing automated", "no_pair")
+    assert set(FOOTNOTES) >= {"no_pair", "no_sure", "missing"}
+
+
+def test_numbers_have_one_or_two_decimals():
+    cells = {key: cell_text(COLUMNS[key], GOOD)[0] for key in COLUMNS if key in GOOD}
+    assert cells == {"auc": "0.97", "f1": "0.81", "pct_training_stage": "33.1", "oracle_workload_pct": "52.5",
+                     "oracle_thresholds": "0", "practical_workload_pct": "60.0", "practical_error_rate": "3.3",
+                     "conformal_workload_pct": "40.0", "conformal_error_rate": "no sure prediction"}
+    assert cell_text(COLUMNS["conformal_error_rate"], FAILED) == ("14.9", None)
+    assert cell_text(COLUMNS["n_images"], {"n_images": 12345}) == ("12,345", None)
+    assert cell_text(COLUMNS["auc"], {"auc": None}) == ("not recorded", "missing")
+
+
+def test_oracle_with_every_test_slice_uncertain_has_no_error_rate():
+    everything = GOOD | {"oracle_pct_uncertain": 100 * 107 / 160}
+    assert cell_text(COLUMNS["oracle_thresholds"], everything) == ("no sure prediction", "no_sure")
+
+
+def test_every_column_is_a_documented_metrics_key():
+    documented = set(CASE1_KEYS) | set(PREPROCESSING_KEYS)
+    assert [c.key for c in RUN_COLUMNS if c.key not in documented] == []
+    assert all(c.meaning for c in RUN_COLUMNS)
+
+
+def test_the_conformal_legend_does_not_promise_an_error_rate():
+    text = METHOD_NOTES["conformal"]
+    assert "miscoverage" in text and "not the error rate" in text and "Mondrian" in text
+    assert "test labels" in METHOD_NOTES["oracle"] and "without test labels" in METHOD_NOTES["validation"]
+
+
+def test_field_labels():
+    assert field_label("uses_test_labels") == "uses test labels"
+    assert field_label("pct_positives_auto_correct") == "positives labelled correctly %"
+    assert field_label("some_new_column") == "some new column"
