@@ -9,7 +9,7 @@ from .._lazy import lazy_exports
 # the figures by kind: style (colours, renderer), images, figures_data (notebook 00),
 # figures_training (Case1 runs), figures_triage (triage, workload, rates, the static explorer)
 EXPORTS: dict[str, tuple[str, ...]] = {
-    "style": ("COLORS", "setup_notebook"),
+    "style": ("COLORS", "setup_notebook", "log_count_axis"),
     "images": ("to_uint8_image", "png_bytes", "png_uri", "image_gallery", "tta_views_figure"),
     "figures_data": ("FULL_HU_RANGE", "hu_histogram", "window_panel", "positives_per_patient",
                      "positives_by_slice_position", "split_strip"),

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from pe_utils.report.images import _hide_axes, _to_numpy, png_uri
-from pe_utils.report.style import COLORS
+from pe_utils.report.style import COLORS, log_count_axis
 
 __all__ = ["FULL_HU_RANGE", "hu_histogram", "window_panel", "positives_per_patient",
            "positives_by_slice_position", "split_strip"]
@@ -37,9 +37,11 @@ def hu_histogram(hu, names: Sequence[str] | None = None, bins: int = 200,
     edges = np.linspace(hu_range[0], hu_range[1], bins + 1)
     centres = (edges[:-1] + edges[1:]) / 2
     fig = go.Figure()
+    tallest = 1
     for a, name in zip(arrays, names, strict=True):
         v = np.clip(_to_numpy(a).ravel().astype(np.float32), *hu_range)
         counts, _ = np.histogram(v, bins=edges)
+        tallest = max(tallest, int(counts.max(initial=1)))
         fig.add_trace(go.Bar(x=centres, y=counts, name=name, opacity=0.6,
                              width=edges[1] - edges[0]))
     if windows:
@@ -51,8 +53,8 @@ def hu_histogram(hu, names: Sequence[str] | None = None, bins: int = 200,
             fig.add_vrect(x0=w.level - w.width / 2, x1=w.level + w.width / 2, fillcolor=colour,
                           opacity=0.12, line_width=0, annotation_text=label,
                           annotation_position="top left")
-    fig.update_layout(title=title, barmode="overlay", xaxis_title="HU", yaxis_title="pixels",
-                      yaxis_type="log")
+    fig.update_layout(title=title, barmode="overlay", xaxis_title="HU",
+                      yaxis=dict(title="pixels (log scale)", **log_count_axis(tallest)))
     return fig
 
 

@@ -6,6 +6,7 @@ probabilities) and returns a ``go.Figure``.
 """
 from __future__ import annotations
 
+import math
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -13,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from pe_utils.report.style import COLORS
+from pe_utils.report.style import COLORS, log_count_axis
 
 __all__ = ["learning_curves", "contrastive_curves", "method_curves", "positives_per_batch_figure",
            "confusion_matrix_figure", "roc_figure", "probability_histogram"]
@@ -169,8 +170,10 @@ def positives_per_batch_figure(counts, title: str | None = None) -> go.Figure:
     fig = go.Figure(go.Bar(x=values, y=freq, marker_color=colours, name="batches"))
     title = title or (f"Positives per batch: {int((counts > 0).sum())} of {counts.size} batches hold "
                       f"one or more, so a per-batch F1 is at most {bound:.4f}")
-    fig.update_layout(title=title, xaxis_title="positive images in the batch", yaxis_title="batches",
-                      xaxis=dict(dtick=1))
+    # whole numbers on both axes: a batch holds 0, 1, 2 ... positives, never 0.5
+    fig.update_layout(title=title, xaxis=dict(title="positive images in the batch", tick0=0, dtick=1),
+                      yaxis=dict(title="batches", tick0=0, rangemode="tozero",
+                                 dtick=max(1, math.ceil(int(freq.max(initial=1)) / 6))))
     return fig
 
 
@@ -250,7 +253,10 @@ def probability_histogram(probs, labels=None, upper: float | None = None, lower:
     for t, name in ((upper, "upper"), (lower, "lower")):
         if t is not None:
             fig.add_vline(x=t, line_dash="dash", annotation_text=f"{name} {t:g}")
-    fig.update_layout(title=title, barmode="overlay", xaxis_title="probability", yaxis_title="images",
-                      yaxis_type="log")
+    edges = np.linspace(0, 1, bins + 1)
+    groups = [p] if labels is None else [p[y == c] for c in (0, 1)]
+    tallest = max((int(np.histogram(g, bins=edges)[0].max()) for g in groups if g.size), default=1)
+    fig.update_layout(title=title, barmode="overlay", xaxis_title="probability",
+                      yaxis=dict(title="images (log scale)", **log_count_axis(tallest)))
     return fig
 

@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 from pe_utils.evaluate.triaging import annotation_workload, triage_counts
 from pe_utils.profiles import THESIS_THRESHOLD_PAIRS
 from pe_utils.report.quality import AUC_FLOOR, F1_FLOOR, METHOD_NOTES, field_label
-from pe_utils.report.style import COLORS
+from pe_utils.report.style import COLORS, log_count_axis
 
 __all__ = ["triage_bars", "workload_table", "rate_curve", "workload_comparison", "threshold_figure",
            "rate_overview"]
@@ -237,21 +237,9 @@ def threshold_figure(probs, labels=None, n_dataset: int | None = None, n_trainin
     fig.update_yaxes(title_text="images", row=1, col=1)
     counts = [np.histogram(p if y is None else p[y == c], bins=50, range=(0, 1))[0].max(initial=0)
               for c in ((None,) if y is None else (0, 1))]
-    fig.update_yaxes(title_text="images (log scale)", row=1, col=2, **_log_count_axis(max(counts)))
+    fig.update_yaxes(title_text="images (log scale)", row=1, col=2, **log_count_axis(max(counts)))
     fig.update_xaxes(title_text="probability", range=[0, 1], row=1, col=2)
     return fig
-
-
-def _log_count_axis(max_count: int) -> dict:
-    """A log axis for counts with readable ticks: 1, 2, 5, 10, 20, 50, ... (decades only past
-    10^4), never plotly's own minor labels ("5 4 3 2 10 9 8 ...") on a short range."""
-    top = max(int(max_count), 1)
-    ticks = [m * 10 ** e for e in range(len(str(top)) + 1) for m in (1, 2, 5)]
-    if top >= 10 ** 4:
-        ticks = [10 ** e for e in range(len(str(top)) + 1)]
-    ticks = [t for t in ticks if t <= 1.4 * top]  # the axis ends at 1.4 x the tallest bar
-    return dict(type="log", tickvals=ticks, ticktext=[f"{t:,}" for t in ticks], minor=dict(showgrid=False),
-                range=[-0.1, math.log10(top) + 0.15])
 
 
 def rate_overview(df: pd.DataFrame, x: str = "sampling_rate", title: str | None = None) -> go.Figure:

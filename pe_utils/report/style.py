@@ -8,10 +8,11 @@ once per page and draws each figure from its JSON (:mod:`pe_utils.batch.html`).
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 
-__all__ = ["COLORS", "setup_notebook"]
+__all__ = ["COLORS", "setup_notebook", "log_count_axis"]
 
 #: colours used throughout: train/val/test, true/false/uncertain, ours/thesis
 COLORS = {
@@ -63,3 +64,15 @@ def setup_notebook(embed_plotlyjs: bool = False) -> None:
             hooks.pop(BaseFigure, None)  # back to the figure's own _ipython_display_
         else:
             hooks.for_type(BaseFigure, _show_mimetype)
+
+
+def log_count_axis(max_count: int) -> dict:
+    """A log axis for counts with readable ticks: 1, 2, 5, 10, 20, 50, ... (decades only past
+    10^4), never plotly's own minor labels ("5 4 3 2 10 9 8 ...") on a short range."""
+    top = max(int(max_count), 1)
+    ticks = [m * 10 ** e for e in range(len(str(top)) + 1) for m in (1, 2, 5)]
+    if top >= 10 ** 4:
+        ticks = [10 ** e for e in range(len(str(top)) + 1)]
+    ticks = [t for t in ticks if t <= 1.4 * top]  # the axis ends at 1.4 x the tallest bar
+    return dict(type="log", tickvals=ticks, ticktext=[f"{t:,}" for t in ticks], minor=dict(showgrid=False),
+                range=[-0.1, math.log10(top) + 0.15])
