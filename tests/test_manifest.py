@@ -309,8 +309,8 @@ def test_a_real_data_manifest_fails_on_any_changed_byte(phantom, tmp_path):
 
 @pytest.mark.slow
 def test_regenerated_demo_phantom_verifies_against_the_committed_manifest(tmp_path):
-    """`synth --patients 40 --slices-per-patient 60 --positive-fraction 0.8 --seed 0` (the demo
-    profile's phantom) rebuilds data_manifest/synthetic_demo.csv: the same UIDs and labels, and
+    """`synth --patients 40 --slices-per-patient 60 --positive-fraction 0.8 --seed 0 --difficulty 0`
+    (the demo profile's phantom) rebuilds data_manifest/synthetic_demo.csv: the same UIDs and labels, and
     every file either the same bytes or the same pixels within the manifest's tolerance
     (last-bit differences between CPUs)."""
     from pe_utils.phantom import GENERATOR_VERSION, generate
@@ -322,8 +322,8 @@ def test_regenerated_demo_phantom_verifies_against_the_committed_manifest(tmp_pa
     assert summary["generator"]["version"] == GENERATOR_VERSION, \
         "the phantom generator changed version: regenerate data_manifest/synthetic_demo.csv"
     demo = {k: resolve("data", "demo")[k] for k in ("patients", "slices_per_patient",
-                                                    "positive_fraction", "seed")}
-    assert demo == dict(patients=40, slices_per_patient=60, positive_fraction=0.8, seed=0)
+                                                    "positive_fraction", "seed", "difficulty")}
+    assert demo == dict(patients=40, slices_per_patient=60, positive_fraction=0.8, seed=0, difficulty=0.0)
     args = summary["generator"]["arguments"]
     assert {k: args[k] for k in demo} == demo, "the manifest is not of the demo profile's phantom"
     generate(tmp_path, **demo, workers=2)

@@ -2,6 +2,8 @@
 distributed gather (2 CPU processes, gloo, DDP) against a single process on the whole batch."""
 from __future__ import annotations
 
+import datetime
+
 import math
 
 import pytest
@@ -182,7 +184,8 @@ GATHERS = {"correct": ntxent.all_gather_with_grad, "detached": _gather_detached,
 
 def _worker(rank, init_file, out_dir):
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD,
+                            timeout=datetime.timedelta(seconds=300))  # a loaded 2-core machine is slow
     try:
         x_a, x_b = _fixed_batch()
         rows = slice(rank * N_TOTAL // WORLD, (rank + 1) * N_TOTAL // WORLD)  # this rank's half
@@ -195,6 +198,8 @@ def _worker(rank, init_file, out_dir):
             loss.backward()
             torch.save({"loss": loss.detach(), "grads": [p.grad.clone() for p in model.parameters()]},
                        f"{out_dir}/{name}_{rank}.pt")
+            del model  # DDP's reducer holds gloo work: release it before the group goes
+        dist.barrier()  # no process tears the group down while the other still uses it
     finally:
         dist.destroy_process_group()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pe_utils.phantom.anatomy import plan_patient
+from pe_utils.phantom.anatomy import DEFAULT_DIFFICULTY, plan_patient
 from pe_utils.phantom.emboli import positive_bounds
 from pe_utils.phantom.render import render_patient
 from pe_utils.phantom.synthetic import assign
@@ -21,19 +21,25 @@ DATASET1 = 655 / 15556   # positive share of Dataset1's images (thesis 4.1.1)
 _PLANS: dict[tuple, object] = {}
 
 
-def _plan(seed: int, index: int, slices: int):
-    """A positive patient's plan, shared by the tests (thesis and demo draw the same patients)."""
-    key = (seed, index, slices)
+def _plan(seed: int, index: int, slices: int, difficulty: float = DEFAULT_DIFFICULTY):
+    """A positive patient's plan, shared by the tests (profiles of one difficulty draw the same patients)."""
+    key = (seed, index, slices, difficulty)
     if key not in _PLANS:
-        _PLANS[key] = plan_patient(seed, index, True, slices)
+        _PLANS[key] = plan_patient(seed, index, True, slices, difficulty)
     return _PLANS[key]
+
+
+def _difficulty(cfg: dict) -> float:
+    """The phantom difficulty a profile's data section asks for (pe_utils.data.defaults)."""
+    return DEFAULT_DIFFICULTY if cfg.get("difficulty") is None else cfg["difficulty"]
 
 
 def _labels(profile: str) -> tuple[dict, list[np.ndarray]]:
     """The profile's data section and the labels (M,) of each of its positive series."""
     cfg = resolve("data", profile)
     positives, _ = assign(cfg["patients"], cfg["positive_fraction"], 0.25, cfg["seed"])
-    return cfg, [_plan(cfg["seed"], i, cfg["slices_per_patient"]).labels for i in sorted(positives)]
+    return cfg, [_plan(cfg["seed"], i, cfg["slices_per_patient"], _difficulty(cfg)).labels
+                 for i in sorted(positives)]
 
 
 def _runs(labels: np.ndarray) -> list[int]:
@@ -66,7 +72,7 @@ def test_series_have_sixty_slices_so_every_case1_rate_divides_them(profile):
     cfg = resolve("data", profile)
     assert cfg["slices_per_patient"] == 60
     assert all(60 % q == 0 for q in (10, 5, 4, 3, 2))
-    plan = _plan(cfg["seed"], 0, 60)
+    plan = _plan(cfg["seed"], 0, 60, _difficulty(cfg))
     assert len(plan.z) == 60 and plan.z[-1] - plan.z[0] == pytest.approx(295.0)  # whole chest
 
 
@@ -79,12 +85,14 @@ def test_the_thesis_profile_has_dataset1_size_and_prevalence():
     assert len(series) == round(cfg["positive_fraction"] * cfg["patients"])
 
 
-@pytest.mark.parametrize("profile", ["thesis", "demo"])
-def test_a_positive_series_has_5_to_30_percent_positive_slices_13_on_average(profile):
+# the demo's phantom is the easiest (difficulty 0, see pe_utils.profiles): longer clots, so a
+# positive series holds about a fifth positive slices instead of RSNA's 13 %
+@pytest.mark.parametrize("profile, mean_share", [("thesis", (0.11, 0.15)), ("demo", (0.15, 0.25))])
+def test_a_positive_series_has_5_to_30_percent_positive_slices(profile, mean_share):
     cfg, series = _labels(profile)
     share = np.array([s.mean() for s in series])
     assert share.min() >= 0.05 and share.max() <= 0.30, share
-    assert 0.11 <= share.mean() <= 0.15
+    assert mean_share[0] <= share.mean() <= mean_share[1], share.mean()
     assert share.std() > 0.03  # spread, not one share for every exam
     assert positive_bounds(60) == (3, 18)
 

@@ -32,7 +32,8 @@ def ensure_default_data(profile: str = "demo", root: str | Path | None = None,
     deleted (same file names, new pixels: the cache could not tell).
 
     Args:
-        profile: ``"smoke"``, ``"demo"`` or ``"thesis"`` (sizes from :mod:`pe_utils.profiles`).
+        profile: ``"smoke"``, ``"demo"`` or ``"thesis"`` (sizes from :mod:`pe_utils.profiles`;
+            an optional ``difficulty`` in its ``data`` section goes to the phantom's generator).
         root: folder holding ``synthetic-<profile>/`` and ``cache-<profile>/``
             (default: ``data/`` of the project, see :func:`pe_utils.paths.project_root`).
         progress: show progress bars.
@@ -52,6 +53,9 @@ def ensure_default_data(profile: str = "demo", root: str | Path | None = None,
     cache_dir, rsna_root = resolve_cache_dir(profile, root=root)
     synth_args = dict(patients=cfg["patients"], slices_per_patient=cfg["slices_per_patient"],
                       positive_fraction=cfg["positive_fraction"], seed=cfg["seed"])
+    if cfg.get("difficulty") is not None:
+        # only a profile that sets it: the others keep their stamps (and caches) as they were
+        synth_args["difficulty"] = cfg["difficulty"]
     stamp_value = {**synth_args, "generator_sha256": _generator_hash()}
     stamp = rsna_root / "phantom.json"
     if read_json(stamp) != stamp_value:
