@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from contextlib import nullcontext
 from types import SimpleNamespace
 
@@ -32,6 +31,7 @@ import torch
 from pe_utils.data.datasets import set_epoch
 from pe_utils.experiments.pretrain import pretrain_config, pretrain_loader, pretrain_setup, run_pretraining
 from pe_utils.learn.setup import pick_device, seed_everything
+from clock import Clock  # bench/ is on sys.path when run as a script
 
 
 def parse(argv):
@@ -47,29 +47,6 @@ def parse(argv):
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (shared machines: 1)")
     p.add_argument("--device", default=None, help="cpu, cuda (default: cuda if available)")
     return p.parse_args(argv)
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-class Clock:
-    """Wall and process-CPU seconds of a block. On a shared CPU machine the CPU time (one
-    thread, no workers) is the fair measure: other users' load stretches wall time only."""
-
-    def __init__(self, device):
-        self.device = device
-
-    def __enter__(self):
-        sync(self.device)
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc):
-        sync(self.device)
-        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
-        return False
 
 
 def bare_loop(model, criterion, optimizer, pairs, epochs, device) -> Clock:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from contextlib import nullcontext
 
 import numpy as np
@@ -42,6 +41,7 @@ from pe_utils.evaluate.metrics import epoch_figures
 from pe_utils.learn.loop import fit
 from pe_utils.learn.setup import build_optimizer, pick_device, seed_everything
 from pe_utils.data.transforms import train_transform
+from clock import Clock  # bench/ is on sys.path when run as a script
 
 
 def parse(argv):
@@ -61,29 +61,6 @@ def parse(argv):
     p.add_argument("--compile", default=None,
                    help="torch.compile the model: 'default', 'reduce-overhead' (CUDA graphs), ...")
     return p.parse_args(argv)
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-class Clock:
-    """Wall and process-CPU seconds of a block. On a shared CPU machine the CPU time (one
-    thread, no workers) is the fair measure: other users' load stretches wall time only."""
-
-    def __init__(self, device):
-        self.device = device
-
-    def __enter__(self):
-        sync(self.device)
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc):
-        sync(self.device)
-        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
-        return False
 
 
 def bare_loop(model, criterion, optimizer, batches, epochs, device) -> Clock:
