@@ -30,6 +30,11 @@ from .slices import DeviceLoader  # noqa: F401  (the device path's loader, impor
 
 __all__ = ["AffineAugment", "SimCLRViews", "tta_views", "tta_shift_pixels", "TTA_VIEW_NAMES"]
 
+#: Case1's training augmentation (THESIS 4.1.1, Keras ImageDataGenerator ranges): rotation range in
+#: degrees, horizontal and vertical shift as a fraction of the image side, zoom range
+AUG_ROTATION = 10.0
+AUG_SHIFT = 0.1
+AUG_ZOOM = 0.2
 #: names of the TTA views, in the order :func:`tta_views` returns them (THESIS 4.1.1)
 TTA_VIEW_NAMES: tuple[str, ...] = ("original", "rotate10", "shift_v10px", "shift_h10px", "crop75")
 #: 10 px at 128 px (THESIS 4.1.1) as a fraction of the image side: 10 / 128 = 7.8 %
@@ -95,7 +100,7 @@ class AffineAugment:
         ValueError: a negative range, ``zoom >= 1`` or ``shift > 1``.
     """
 
-    def __init__(self, rotation: float = 10.0, shift: float = 0.1, zoom: float = 0.2) -> None:
+    def __init__(self, rotation: float = AUG_ROTATION, shift: float = AUG_SHIFT, zoom: float = AUG_ZOOM) -> None:
         if rotation < 0 or shift < 0 or zoom < 0:
             raise ValueError(f"ranges must be >= 0, got rotation={rotation}, shift={shift}, zoom={zoom}")
         if zoom >= 1 or shift > 1:

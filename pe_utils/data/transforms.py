@@ -19,11 +19,12 @@ from __future__ import annotations
 import torch
 
 # the TTA views moved to the batched augmentation module; these names keep working from here
-from .augment import (TTA_CROP_FRACTION, TTA_ROTATION, TTA_SHIFT_FRACTION,  # noqa: F401
+from .augment import (AUG_ROTATION, AUG_SHIFT, AUG_ZOOM,  # noqa: F401
+                      TTA_CROP_FRACTION, TTA_ROTATION, TTA_SHIFT_FRACTION,
                       TTA_VIEW_NAMES, tta_shift_pixels, tta_views)
 
 
-def train_transform(rotation: float = 10, shift: float = 0.1, zoom: float = 0.2,
+def train_transform(rotation: float = AUG_ROTATION, shift: float = AUG_SHIFT, zoom: float = AUG_ZOOM,
                     fill: float = 0.0) -> "v2.Transform":
     """Training augmentation of THESIS 4.1.1 (Keras ``ImageDataGenerator`` ranges).
 
