@@ -66,7 +66,7 @@ from typing import Any
 
 from .console import show, summary, warn_kernel
 from .expand import NARROWING_FLAGS, plan_runs
-from .html import write_index
+from .index_page import write_index
 from .plan import PlanError, Run, find_plan, load_plan, plan_root
 from .prepare import data_paths, prepare_data
 from .run import Executor, execute, raise_interrupt

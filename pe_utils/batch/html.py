@@ -2,7 +2,7 @@
 
 Kept apart from planning and running because it is all about pages: nbconvert's HTML export
 made to work offline and the error banner of a failed run. ``index.html`` over every run of a
-report folder is :mod:`pe_utils.batch.index_page` (:func:`write_index` is re-exported here).
+report folder is :mod:`pe_utils.batch.index_page` (:func:`~pe_utils.batch.index_page.write_index`).
 
 Offline means no ``<script src="http...">`` anywhere: nbconvert's ``lab`` template loads
 require.js, MathJax and mermaid from CDNs, and plotly's notebook renderer adds a MathJax CDN tag
@@ -27,7 +27,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from ..io import write_atomic
-from .index_page import write_index  # noqa: F401  (the pages of a batch, imported from here by cli)
 
 _OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}

@@ -107,7 +107,7 @@ def write_marker(out: Path, run: Run, marker: dict) -> None:
 
 
 def index_rows(out: Path, selected: list[Run]) -> list[dict]:
-    """One row per run for :func:`pe_utils.batch.html.write_index`: the selected runs (their
+    """One row per run for :func:`pe_utils.batch.index_page.write_index`: the selected runs (their
     marker, or ``pending``), then runs of earlier batches found in ``out``."""
     rows, seen = [], set()
     for run in selected:
