@@ -16,5 +16,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "thresholds": ("widest_perfect_thresholds", "validation_thresholds", "compare_threshold_choices"),
     "conformal": ("conformal_sets", "conformal_thresholds", "sets_to_triage"),
     "baseline": ("nearest_annotated_labels", "baseline_metrics"),
+    "exams": ("EXAM_HOWS", "exam_scores", "exam_labels", "exam_level_auc"),
+    "intervals": ("WILCOXON_MIN_PAIRS", "mean_interval", "paired_difference"),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, EXPORTS)
