@@ -18,7 +18,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "figures_triage": ("triage_bars", "workload_table", "rate_curve", "workload_comparison",
                        "threshold_figure", "rate_overview"),
     "widgets": ("ThresholdExplorer", "threshold_explorer"),
-    "thesis_numbers": ("TABLE_6_2", "FIG_6_15", "FIG_6_16"),
+    "thesis_numbers": ("TABLE_6_2", "FIG_6_15", "FIG_6_16", "TABLE_6_3", "TABLE_6_4", "TRAIN_FRACTIONS_6_4"),
     "schema": ("write_metrics", "read_metrics"),
     "quality": ("AUC_FLOOR", "F1_FLOOR", "quality_checks", "METHOD_NOTES", "IndexColumn", "RUN_COLUMNS",
                 "FOOTNOTES", "cell_text", "FIELD_LABELS", "field_label"),
