@@ -19,5 +19,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "embeddings": ("augmented_views", "representations", "reduce_2d", "clustering_scores", "linear_probe_auc"),
     "exams": ("EXAM_HOWS", "exam_scores", "exam_labels", "exam_level_auc"),
     "intervals": ("WILCOXON_MIN_PAIRS", "mean_interval", "paired_difference"),
+    "gradcam": ("grad_cam",),
+    "localisation": ("energy_in_mask", "pointing_game", "localisation_scores"),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, EXPORTS)
