@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pe_utils.experiments.summary_case2 import (case24_runs, exam_table, fraction_label, fraction_order,
+from pe_utils.experiments.summary_case2 import (case24_runs, exam_level_table, fraction_label, fraction_order,
                                                 fraction_summary, table_6_3, table_6_4, toggle_differences)
 from pe_utils.experiments.summary_case2_paired import (ALL_FRACTIONS, case24_notes, paired_comparison,
                                                        paired_table, seed_pairs, verdict)
@@ -87,7 +87,7 @@ def test_without_any_run_the_thesis_still_shows_and_the_notes_say_what_to_run():
     assert table.loc["5", ("accuracy", "contrastive (thesis)")] == "0.654"
     assert (table.xs("supervised (ours)", axis=1, level=1) == "").all().all()
     assert paired_comparison(runs).empty and paired_table(paired_comparison(runs)).empty
-    assert exam_table(runs).empty
+    assert exam_level_table(runs).empty
     notes = case24_notes(runs, "smoke")
     assert "No supervised (Case2) run of Table 6.4 here: `python -m pe_utils batch --profile smoke --cases 04`" in notes[0]
     assert "--cases 05" in notes[1] and "1-13" in notes[2]
@@ -167,7 +167,7 @@ def test_table_6_3_rows_beside_the_thesis_with_differing_toggles():
 def test_exam_table_beside_image_auc_leaves_out_runs_without_exam_auc():
     rows = [_run("case2", 100, s, a) for s, a in ((0, 0.8), (1, 0.9))]
     rows[1]["exam_auc_topk"] = None                     # the run's test exams held one class
-    t = exam_table(case24_runs(pd.DataFrame(rows)))
+    t = exam_level_table(case24_runs(pd.DataFrame(rows)))
     assert t.loc[("supervised", "100"), "image AUC"].endswith("(n=2)")
     assert t.loc[("supervised", "100"), "exam AUC (max)"].startswith("0.900 \u00b1")
     assert t.loc[("supervised", "100"), "exam AUC (top k)"] == "0.820 (n=1)"

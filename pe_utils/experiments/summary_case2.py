@@ -158,7 +158,7 @@ def table_6_4(runs: pd.DataFrame, thesis: pd.DataFrame | None = None, metrics: S
     return table
 
 
-def exam_table(runs: pd.DataFrame, digits: int = 3, confidence: float = 0.95) -> pd.DataFrame:
+def exam_level_table(runs: pd.DataFrame, digits: int = 3, confidence: float = 0.95) -> pd.DataFrame:
     """Exam-level AUC (each exam scored by its slices' max, and mean of the top k) beside the
     image-level AUC, per method and fraction: mean +- half the t interval over seeds (n).
     A run whose test exams held one class has no exam AUC and is left out of that cell's n."""
