@@ -7,6 +7,9 @@
   series), pe_present_on_image (1/0; -1 when unlabelled), z (ImagePositionPatient z, mm),
   instance_number, path (relative to the DICOM root). Rows sorted by (StudyInstanceUID,
   SeriesInstanceUID, slice_index).
+- ``masks.npy`` (optional: phantom data only): uint8 (N, size, size), row i the clot mask of
+  image i (1 = clot; a slice is positive exactly when its mask is non-empty), see
+  :mod:`pe_utils.data.masks`; absent for data without masks (real RSNA).
 - ``skipped.csv``: path, error, reason: every file not in the cache and why.
 - ``settings.json``: what made the cache and the counts; written last, it marks completion.
 
@@ -47,6 +50,8 @@ class Cache:
     skipped: pd.DataFrame
     settings: dict
     dir: Path
+    #: uint8 (N, H, W) read-only memmap, 1 = clot (phantom caches), or None (no masks.npy)
+    masks: np.ndarray | None = None
 
 
 def load_cache(cache_dir: str | Path) -> Cache:
@@ -54,11 +59,12 @@ def load_cache(cache_dir: str | Path) -> Cache:
 
     Returns:
         Cache with ``images`` (read-only memmap, uint8), ``index`` and ``skipped``
-        (DataFrames, UIDs as strings), ``settings`` (dict) and ``dir``.
+        (DataFrames, UIDs as strings), ``settings`` (dict), ``dir`` and ``masks`` (the clot
+        masks, read-only memmap, or None when the cache has none).
 
     Raises:
         FileNotFoundError: no ``settings.json`` (not a cache, or an unfinished run).
-        ValueError: images and index disagree in length.
+        ValueError: images, masks and index disagree in length.
     """
     cache_dir = Path(cache_dir)
     if not (cache_dir / "settings.json").exists():
@@ -72,7 +78,14 @@ def load_cache(cache_dir: str | Path) -> Cache:
     if len(index) != images.shape[0]:
         raise ValueError(f"{cache_dir}: index.csv has {len(index)} rows, "
                          f"images.npy {images.shape[0]} images")
-    return Cache(images=images, index=index, skipped=skipped, settings=settings, dir=cache_dir)
+    masks = None
+    if (cache_dir / "masks.npy").exists():
+        masks = np.load(cache_dir / "masks.npy", mmap_mode="r")
+        if masks.shape != (len(index),) + images.shape[-2:]:
+            raise ValueError(f"{cache_dir}: masks.npy has shape {masks.shape}, expected "
+                             f"{(len(index),) + images.shape[-2:]} (one mask per image)")
+    return Cache(images=images, index=index, skipped=skipped, settings=settings, dir=cache_dir,
+                 masks=masks)
 
 
 def quantize(x: np.ndarray) -> np.ndarray:
@@ -234,7 +247,7 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def write_cache(out: Path, index: pd.DataFrame, skipped: pd.DataFrame, work_path: Path,
-                settings: dict) -> None:
+                settings: dict, masks_work: Path | None = None) -> None:
     """Write a finished cache into ``out``: images, index, skipped, then settings.json.
 
     Args:
@@ -243,9 +256,16 @@ def write_cache(out: Path, index: pd.DataFrame, skipped: pd.DataFrame, work_path
         skipped: from :func:`split_skipped`.
         work_path: the run's work array, one image per slot.
         settings: what made the cache; written last, as the mark of completion.
+        masks_work: the run's clot masks, one per slot (gathered into ``masks.npy``), or
+            None (a stale ``masks.npy`` is removed).
     """
     shape = tuple(np.load(work_path, mmap_mode="r").shape[1:])
     _gather_images(work_path, index["slot"].to_numpy(), out / "images.npy", shape)
+    if masks_work is None:
+        (out / "masks.npy").unlink(missing_ok=True)
+    else:
+        mask_shape = tuple(np.load(masks_work, mmap_mode="r").shape[1:])
+        _gather_images(masks_work, index["slot"].to_numpy(), out / "masks.npy", mask_shape)
     write_csv(index[INDEX_COLUMNS], out / "index.csv")
     write_csv(skipped, out / "skipped.csv")
     write_atomic(out / "settings.json", json.dumps(settings, indent=1) + "\n")

@@ -1,8 +1,9 @@
 """Resumable work for preprocessing: the ``progress/`` folder, one chunk of files, the pool.
 
 Work goes in chunks of files. ``progress/plan.json`` says what the run makes and marks
-``progress/work.npy`` (preallocated, one image slot per file, in file order) as valid; each
-finished chunk writes and fsyncs its images into its slots, then records its rows in an
+``progress/work.npy`` (preallocated, one image slot per file, in file order; with clot masks,
+``progress/masks.npy`` likewise) as valid; each
+finished chunk writes and fsyncs its images (and masks) into its slots, then records its rows in an
 atomically written ``progress/chunk_<n>.json``. A run that is killed resumes where it
 stopped and ends byte-identical to an uninterrupted run, whatever the number of workers or
 the chunk size.
@@ -25,6 +26,7 @@ from .cache import allocate_npy, quantize
 from .dicom import read_windowed
 from .errors import DicomReadError, PreprocessError, PreprocessInterrupted
 from .header import SliceMeta
+from .masks import MaskReader, resize_mask
 from .pseudonym import pseudonym
 from .resize import air_fill, resize
 from .windows import Window
@@ -33,11 +35,12 @@ __all__ = ["prepare_progress", "finished_chunks", "process_chunk", "run_jobs"]
 
 
 def prepare_progress(progress_dir: Path, plan: dict, n_files: int, shape: tuple,
-                     overwrite: bool) -> Path:
+                     overwrite: bool, mask_shape: tuple | None = None) -> Path:
     """Keep an unfinished run made with the same plan, else start one; return the work array.
 
-    A new run writes the work array (``(max(n_files, 1),) + shape`` uint8 zeros) first, then
-    ``plan.json``, which marks it valid.
+    A new run writes the work array (``(max(n_files, 1),) + shape`` uint8 zeros) first, and
+    with ``mask_shape`` the masks' (``progress/masks.npy``), then ``plan.json``, which marks
+    them valid.
 
     Raises:
         PreprocessError: an unfinished run with another plan is there and not ``overwrite``.
@@ -54,6 +57,8 @@ def prepare_progress(progress_dir: Path, plan: dict, n_files: int, shape: tuple,
     work_path = progress_dir / "work.npy"
     if not plan_path.exists():
         allocate_npy(work_path, (max(n_files, 1),) + shape)
+        if mask_shape is not None:
+            allocate_npy(progress_dir / "masks.npy", (max(n_files, 1),) + tuple(mask_shape))
         write_atomic(plan_path, json.dumps(plan, indent=1))
     return work_path
 
@@ -68,8 +73,11 @@ def finished_chunks(progress_dir: Path) -> dict[int, list[dict]]:
 
 
 def _read_file(path: Path, job: dict, windows: tuple[Window, ...], fill: np.ndarray,
-               out: np.ndarray) -> tuple[SliceMeta | None, dict]:
-    """One file into ``out`` (its slot): ``(meta, {})``, or ``(None, {"error", "reason"})``."""
+               out: np.ndarray, masks: MaskReader | None = None,
+               mask_out: np.ndarray | None = None) -> tuple[SliceMeta | None, dict]:
+    """One file into ``out`` (its slot) and its clot mask into ``mask_out`` when ``masks``:
+    ``(meta, {})`` (``{"mask_missing": reason}`` for a slice without a mask), or
+    ``(None, {"error", "reason"})``."""
     try:
         image, meta = read_windowed(path, job["channels"], windows)
         out[...] = quantize(resize(image, job["size"], fill))
@@ -79,6 +87,13 @@ def _read_file(path: Path, job: dict, windows: tuple[Window, ...], fill: np.ndar
         return None, {"error": type(exc).__name__, "reason": "cannot read the file"}
     except Exception as exc:  # a bug or an exotic file: listed, never silent
         return None, {"error": type(exc).__name__, "reason": "unexpected error while reading"}
+    if masks is None:
+        return meta, {}
+    mask, reason = masks.get(meta.study_instance_uid, meta.series_instance_uid,
+                             meta.sop_instance_uid, image.shape[-2:])
+    if mask is None:
+        return meta, {"mask_missing": reason}
+    mask_out[...] = resize_mask(mask, job["size"])
     return meta, {}
 
 
@@ -100,12 +115,15 @@ def process_chunk(job: dict) -> list[dict]:
     # The chunk's slots are contiguous: fill them in memory, then one write and one fsync
     # (cheaper than page faults on a memory map, and durable before the marker exists).
     block = np.zeros((len(job["files"]),) + tuple(job["shape"]), dtype=np.uint8)
+    masks = MaskReader(job["masks_root"]) if job.get("masks_root") else None
+    mask_block = np.zeros((len(job["files"]), job["size"], job["size"]), np.uint8) if masks else None
     rows, pseudonyms = [], {}  # a series shares its patient: one HMAC per patient
     with warnings.catch_warnings():
         # pydicom warnings may quote header values; the reasons we keep are our own.
         warnings.simplefilter("ignore")
         for i, rel in enumerate(job["files"]):
-            meta, error = _read_file(root / rel, job, windows, fill, block[i])
+            meta, error = _read_file(root / rel, job, windows, fill, block[i], masks,
+                                     None if masks is None else mask_block[i])
             row = {"slot": job["start"] + i, "path": rel, **error}
             if meta is not None:
                 if meta.patient_key not in pseudonyms:
@@ -116,11 +134,15 @@ def process_chunk(job: dict) -> list[dict]:
                            patient_id=pseudonyms[meta.patient_key], z=meta.z,
                            position=meta.position, instance_number=meta.instance_number)
             rows.append(row)
-    with open(job["work"], "r+b") as f:
-        f.seek(job["offset"] + job["start"] * block[0].nbytes)
-        f.write(block.tobytes())
-        f.flush()
-        os.fsync(f.fileno())
+    for data, work, offset in ((block, job["work"], job["offset"]),
+                               (mask_block, job.get("masks_work"), job.get("masks_offset"))):
+        if data is None or not len(data):
+            continue
+        with open(work, "r+b") as f:
+            f.seek(offset + job["start"] * data[0].nbytes)
+            f.write(data.tobytes())
+            f.flush()
+            os.fsync(f.fileno())
     marker = Path(job["progress"]) / f"chunk_{job['chunk']:07d}.json"
     write_atomic(marker, json.dumps({"chunk": job["chunk"], "rows": rows}))
     return rows

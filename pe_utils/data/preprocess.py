@@ -32,6 +32,7 @@ from ..io import sha256_text
 from .cache import (FORMAT_VERSION, build_index, cache_settings, data_offset,  # noqa: F401
                     load_cache, split_skipped, write_cache, write_csv)
 from .chunks import finished_chunks, prepare_progress, run_jobs
+from .masks import mask_settings, mask_source
 from .errors import PreprocessError, PreprocessInterrupted
 from .pseudonym import KEY_FILE, key_fingerprint, load_or_make_key
 from .sources import discover, read_labels
@@ -42,7 +43,8 @@ __all__ = ["preprocess", "main", "load_cache", "PreprocessResult", "PreprocessEr
 
 DEFAULT_CHUNK_SIZE = 64  # files per chunk: the unit of parallel work and of resuming
 _ROW_COLUMNS = ["slot", "path", "error", "reason", "SOPInstanceUID", "StudyInstanceUID",
-                "SeriesInstanceUID", "patient_id", "z", "position", "instance_number"]
+                "SeriesInstanceUID", "patient_id", "z", "position", "instance_number",
+                "mask_missing"]
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def _existing_cache(out: Path, config_id: str, overwrite: bool) -> PreprocessRes
     if not overwrite:
         raise PreprocessError(f"{out} holds a cache made with other settings or files; "
                               "pass --overwrite or choose another --out")
-    for name in ("settings.json", "images.npy", "index.csv", "skipped.csv"):
+    for name in ("settings.json", "images.npy", "masks.npy", "index.csv", "skipped.csv"):
         (out / name).unlink(missing_ok=True)
     return None
 
@@ -97,12 +99,18 @@ def _run_chunks(root: Path, out: Path, files: list[str], plan: dict, key: bytes,
     size, chunk_size, channels = plan["size"], plan["chunk_size"], plan["channels"]
     shape = (size, size) if channels == "gray" else (3, size, size)
     progress_dir = out / "progress"
-    work_path = prepare_progress(progress_dir, plan, len(files), shape, overwrite)
+    masks = "masks" in plan  # the root holds clot masks (pe_utils.data.masks)
+    work_path = prepare_progress(progress_dir, plan, len(files), shape, overwrite,
+                                 (size, size) if masks else None)
     rows_by_chunk = finished_chunks(progress_dir)
     resumed = len(rows_by_chunk)
     common = {"root": str(root), "work": str(work_path), "progress": str(progress_dir),
               "offset": data_offset(work_path), "shape": shape, "size": size,
               "channels": channels, "windows": plan["windows"], "key": key.hex()}
+    if masks:
+        masks_work = progress_dir / "masks.npy"
+        common.update(masks_root=str(root), masks_work=str(masks_work),
+                      masks_offset=data_offset(masks_work))
     n_chunks = -(-len(files) // chunk_size)
     jobs = [dict(common, chunk=c, start=c * chunk_size,
                  files=files[c * chunk_size:(c + 1) * chunk_size])
@@ -174,6 +182,8 @@ def preprocess(rsna_root, out, size: int = 128, channels: str = "gray", workers:
             "windows": [list(w) for w in windows], "chunk_size": chunk_size,
             "n_files": len(files), "key_fingerprint": key_fingerprint(key),
             "files_sha256": sha256_text("\n".join(files))}
+    if mask_source(root) is not None:  # only then: caches of data without masks keep their id
+        plan["masks"] = mask_source(root)
     # the cache depends on all of the plan but the chunk size (which only shapes progress/)
     config_id = sha256_text(json.dumps({k: v for k, v in plan.items() if k != "chunk_size"},
                                        sort_keys=True))
@@ -197,7 +207,11 @@ def preprocess(rsna_root, out, size: int = 128, channels: str = "gray", workers:
         n_ignored=n_ignored, by_instance=by_instance, labels=labels, manifest=manifest,
         key_fingerprint=plan["key_fingerprint"],
         key_file=KEY_FILE if pseudonym_key is None else None, config_id=config_id)
-    write_cache(out, index, skipped, work_path, settings)
+    masks_work = None
+    if "masks" in plan:
+        masks_work = out / "progress" / "masks.npy"
+        settings["masks"] = mask_settings(index, plan["masks"], size)
+    write_cache(out, index, skipped, work_path, settings, masks_work)
     shutil.rmtree(out / "progress")
     result = PreprocessResult(len(index), len(skipped), out, n_ignored,
                               settings["counts"]["unlabelled"], resumed)

@@ -22,10 +22,12 @@ def _walk(root: Path, out: Path) -> tuple[list[str], int]:
     """Every ``.dcm`` under ``root`` (relative posix paths, sorted) and the count of others."""
     out_resolved = out.resolve()
     found, ignored = [], 0
+    masks = root / "masks"  # a phantom's clot masks (pe_utils.phantom.masks): read, not ignored
+    masks = masks.resolve() if (masks / "masks.json").is_file() else None
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
-                             and (here / d).resolve() != out_resolved)
+                             and (here / d).resolve() not in (out_resolved, masks))
         for name in filenames:
             if name.lower().endswith(".dcm"):
                 found.append((here / name).relative_to(root).as_posix())

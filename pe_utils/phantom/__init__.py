@@ -46,7 +46,8 @@ Modules, in the order of the work: :mod:`.vessels` (3D tubes), :mod:`.paint` (dr
 capsules on the render grid), :mod:`.emboli` (clots and the labels they give),
 :mod:`.anatomy` (the plan of one patient), :mod:`.body` (the static body),
 :mod:`.render` (the slices, their stored values and masks, the labels), :mod:`.writer`
-(DICOM files and ``train.csv`` rows), :mod:`.synthetic` (``generate``, the command line).
+(DICOM files and ``train.csv`` rows), :mod:`.masks` (each slice's clot mask, written beside
+the DICOM: positive exactly when non-empty), :mod:`.synthetic` (``generate``, the command line).
 
 Everything is drawn from ``numpy.random.SeedSequence([seed, patient])``: the same seed gives
 byte-identical files whatever the number of worker processes, on one machine. Across CPUs a
@@ -66,5 +67,6 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "anatomy": ("plan_patient", "PatientPlan"),
     "emboli": ("clot_area", "positive_bounds"),
     "writer": ("RSNA_COLUMNS", "EXAM_COLUMNS"),
+    "masks": ("clot_masks", "SeriesMasks"),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, EXPORTS)

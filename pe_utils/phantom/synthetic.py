@@ -17,6 +17,8 @@ import numpy as np
 from ..io import atomic_open, read_json, write_json
 from ..profiles import PROFILES
 from .anatomy import DEFAULT_DIFFICULTY, MAX_DZ, SCAN_MM
+from .masks import MASKS_DIR
+from .masks import write_marker as write_mask_marker
 from .writer import RSNA_COLUMNS, write_series_task
 
 #: Bump on any deliberate change of the phantom's pixels, headers or labels. It is written in
@@ -66,7 +68,8 @@ def generate(out_dir, patients: int = DEMO["patients"],
     """Write the phantom as an RSNA-layout folder.
 
     Args:
-        out_dir: target folder; gets ``train.csv`` and ``train/<Study>/<Series>/<SOP>.dcm``.
+        out_dir: target folder; gets ``train.csv``, ``train/<Study>/<Series>/<SOP>.dcm`` and
+            the clot masks, ``masks/<Study>/<Series>.npz`` (:mod:`pe_utils.phantom.masks`).
             A previous phantom there is replaced; any other ``train/`` folder is refused.
         patients: number of patients (one study with one series each).
         slices_per_patient: axial slices per series (512x512 each), ``SCAN_MM / slices``
@@ -100,6 +103,8 @@ def generate(out_dir, patients: int = DEMO["patients"],
                                   "choose an empty folder")
         shutil.rmtree(out_dir / "train")
         (out_dir / "train.csv").unlink(missing_ok=True)  # it listed the files just removed
+    if (out_dir / MASKS_DIR).exists() and (out_dir / MARKER).exists():
+        shutil.rmtree(out_dir / MASKS_DIR)  # the old phantom's clot masks
     out_dir.mkdir(parents=True, exist_ok=True)
     # written first, so that a run killed half-way is still recognised as a phantom and replaced
     write_json(out_dir / MARKER, dict(
@@ -107,6 +112,7 @@ def generate(out_dir, patients: int = DEMO["patients"],
         arguments=dict(patients=patients, slices_per_patient=slices_per_patient,
                        positive_fraction=positive_fraction, seed=seed, difficulty=difficulty,
                        compressed_fraction=compressed_fraction)))
+    write_mask_marker(out_dir, GENERATOR_VERSION)  # masks/<Study>/<Series>.npz follow
 
     positives, syntax = assign(patients, positive_fraction, compressed_fraction, seed)
     tasks = [(out_dir, int(seed), i, i in positives, int(slices_per_patient), float(difficulty),

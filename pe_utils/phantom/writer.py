@@ -3,7 +3,8 @@
 Each patient is one study holding one axial series, written as
 ``train/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm`` (CT Image Storage,
 16-bit signed, HU = stored - 1024, padding outside the reconstruction circle), with the
-``train.csv`` rows of the RSNA-STR PE challenge (:data:`RSNA_COLUMNS`). Every file carries a
+``train.csv`` rows of the RSNA-STR PE challenge (:data:`RSNA_COLUMNS`), and the clot mask of
+every slice in ``masks/<StudyInstanceUID>/<SeriesInstanceUID>.npz`` (:mod:`.masks`). Every file carries a
 fake, realistic-looking identity (name, ID, birth date, institution, study date) so that
 the de-identification of the pipeline is exercised on every run. UIDs and identities are
 functions of ``(seed, patient index)`` only.
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .anatomy import PatientPlan
+from .masks import clot_masks, write_series_masks
 from .render import HU_INTERCEPT, IMAGE_SIZE, PADDING_STORED, RenderedPatient, make_patient
 
 #: the 17 columns of the RSNA-STR ``train.csv``, in order
@@ -142,6 +144,9 @@ def write_series(out_dir: Path, seed: int, index: int, positive: bool, slices: i
         ds.save_as(series_dir / f"{sop}.dcm", enforce_file_format=True)
         rows.append(dict(StudyInstanceUID=study, SeriesInstanceUID=series, SOPInstanceUID=sop,
                          pe_present_on_image=int(rendered.labels[k]), **exam))
+    # the clot masks, from the occupancy that gave the labels (the DICOM bytes are untouched)
+    masks, faint = clot_masks(rendered, IMAGE_SIZE)
+    write_series_masks(out_dir, study, series, [r["SOPInstanceUID"] for r in rows], masks, faint)
     return sorted(rows, key=lambda r: r["SOPInstanceUID"])
 
 

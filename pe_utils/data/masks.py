@@ -1,0 +1,90 @@
+"""Clot masks in the cache: the phantom's masks at the cache's resolution, beside the images.
+
+A phantom root holds the clot mask of every slice (:mod:`pe_utils.phantom.masks`:
+``masks/masks.json`` and one ``.npz`` per series). Preprocessing then writes ``masks.npy``
+beside ``images.npy``: uint8 (N, size, size), row i the mask of image i (1 = clot at that
+pixel), made in the same chunks, resumably, as the images (:mod:`pe_utils.data.chunks`).
+Real RSNA data has no masks: no ``masks.npy`` is written and ``load_cache(dir).masks`` is
+None; nothing in training reads masks.
+
+Resizing keeps every clot: the mask is padded and resized like the image (area average for
+whole factors, else PIL's antialiased bilinear, whose weights are all positive on a pixel's
+footprint) and a cache pixel is clot when any clot pixel contributes to it (> 0), so a slice
+positive at 512 px stays positive at 64 or 128 px (a small clot grows to a whole cache
+pixel rather than vanishing).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..io import sha256_file
+from .resize import resize
+
+__all__ = ["mask_source", "MaskReader", "resize_mask"]
+
+MASKS_DIR, MARKER = "masks", "masks.json"  # as pe_utils.phantom.masks writes them
+
+
+def mask_source(root: str | Path) -> str | None:
+    """The sha256 of ``<root>/masks/masks.json`` when the root holds clot masks, else None."""
+    marker = Path(root) / MASKS_DIR / MARKER
+    return sha256_file(marker) if marker.is_file() else None
+
+
+def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """A clot mask (H, W) at ``size`` x ``size``: uint8, 1 where any clot pixel falls."""
+    return (resize(np.asarray(mask, np.float32), size, 0.0) > 0).astype(np.uint8)
+
+
+class MaskReader:
+    """Reads the masks of one root, one series file at a time (the last few kept open).
+
+    ``get(study, series, sop, shape)`` -> bool (H, W) mask, or ``(None, reason)`` when the
+    slice has no usable mask (no file for its series, not listed, another grid).
+    """
+
+    def __init__(self, root: str | Path, keep: int = 4):
+        self.root, self.keep = Path(root), keep
+        self._series: dict[tuple[str, str], object] = {}
+
+    def _load(self, study: str, series: str):
+        from ..phantom.masks import SeriesMasks, mask_path
+
+        key = (study, series)
+        if key not in self._series:
+            if len(self._series) >= self.keep:
+                self._series.pop(next(iter(self._series)))
+            path = mask_path(self.root, study, series)
+            try:
+                self._series[key] = SeriesMasks(path) if path.is_file() else "no mask file"
+            except Exception:  # a corrupt zip, a foreign file: that series has no mask
+                self._series[key] = "unreadable mask file"
+        return self._series[key]
+
+    def get(self, study: str, series: str, sop: str, shape: tuple[int, int]
+            ) -> tuple[np.ndarray | None, str]:
+        """``(mask, "")`` for a slice of ``shape`` (Rows, Columns), or ``(None, reason)``."""
+        masks = self._load(study, series)
+        if isinstance(masks, str):
+            return None, masks
+        mask = masks.get(sop)
+        if mask is None:
+            return None, "slice not in its series' mask file"
+        if mask.shape != tuple(shape):
+            return None, f"mask {mask.shape} for a {tuple(shape)} slice"
+        return mask, ""
+
+
+def mask_settings(index, source_sha256: str, size: int) -> dict:
+    """The ``masks`` entry of ``settings.json``: what ``masks.npy`` holds and which slices lack
+    a mask (their rows are all zero), with the reasons counted."""
+    missing = index["mask_missing"].dropna() if "mask_missing" in index else index.iloc[:0, 0]
+    return {"file": "masks.npy", "shape": [len(index), size, size], "dtype": "uint8",
+            "meaning": "1 = clot at that pixel (a slice is positive exactly when its mask is "
+                       "non-empty); pe_utils.phantom.masks",
+            "resize": "padded and resized like the image (area average or antialiased "
+                      "bilinear), then > 0: a cache pixel is clot when any clot pixel falls in it",
+            "source_sha256": source_sha256, "missing": int(len(missing)),
+            "missing_reasons": {str(k): int(v) for k, v in missing.value_counts().items()}}
