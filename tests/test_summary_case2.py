@@ -89,8 +89,8 @@ def test_without_any_run_the_thesis_still_shows_and_the_notes_say_what_to_run():
     assert paired_comparison(runs).empty and paired_table(paired_comparison(runs)).empty
     assert exam_level_table(runs).empty
     notes = case24_notes(runs, "smoke")
-    assert "No supervised (Case2) run of Table 6.4 here: `python -m pe_utils batch --profile smoke --cases 04`" in notes[0]
-    assert "--cases 05" in notes[1] and "1-13" in notes[2]
+    assert "No supervised (Case2) run of Table 6.4 here: `python -m pe_utils batch --profile smoke --cases case2`" in notes[0]
+    assert "--cases case4`" in notes[1] and "1-13" in notes[2]
 
 
 def test_pairs_match_by_seed():
@@ -139,9 +139,10 @@ def test_notes_name_unpaired_cells_and_missing_experiments():
     text = "\n".join(notes)
     assert "Table 6.4's fractions without a run here: 90, 80, 75, 50, 33.34, 25, 20, 10 %" in text
     assert "At 5 %, supervised runs have no contrastive partner yet: `python -m pe_utils batch --profile demo " \
-           "--cases 05 --fractions 5` runs it." in text
+           "--cases case4 --fractions 5` runs it." in text
     assert "seed 0 at 100 % (supervised only)" in text and "at 5 %" not in text.split("Left out")[1]
-    assert "experiments without a run here: 4-10, 12-13" in text
+    assert "experiments without a run here: 4-10, 12-13 (`python -m pe_utils batch --profile demo --cases " \
+           "case2_ablation` replays the ablation)" in text
     assert not any("No supervised" in n or "No contrastive" in n for n in notes)
 
 

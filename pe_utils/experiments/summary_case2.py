@@ -21,10 +21,12 @@ from ..evaluate.intervals import mean_interval
 
 #: case key of metrics.json -> method name of the tables (supervised first)
 CASES = {"case2": "supervised", "case4": "contrastive"}
-#: the ``--cases`` token of the batch that makes a case's runs (notebooks 04, 05)
-CASE_COMMANDS = {"case2": "04", "case4": "05"}
-#: the ablation of Table 6.3 through the batch (B1's plan names the grid variable ``experiment``)
-ABLATION_COMMAND = "python -m pe_utils batch --profile {profile} --cases 04 --grid experiment=1..13"
+#: the ``--cases`` token of the batch that makes a case's runs (plan cases: notebook 04; Case4's
+#: pretraining on Dataset2, then notebook 05)
+CASE_COMMANDS = {"case2": "case2", "case4": "case4"}
+#: the ablation of Table 6.3 / C.1 through the batch (plan entry 04_case2_ablation, grid ``experiment``;
+#: the demo profile leaves it out unless ``--cases`` names it)
+ABLATION_COMMAND = "python -m pe_utils batch --profile {profile} --cases case2_ablation"
 METRICS = ("auc", "f1", "accuracy")
 METRIC_LABELS = {"auc": "AUC", "f1": "F1", "accuracy": "accuracy", "exam_auc_max": "exam AUC (max)",
                  "exam_auc_topk": "exam AUC (top k)"}

@@ -140,7 +140,7 @@ def case24_notes(runs: pd.DataFrame, profile: str = "demo") -> list[str]:
     absent = [f for f in THESIS_FRACTIONS if not any(f in h for h in have.values())]
     if len(one) and absent:
         notes.append(f"Table 6.4's fractions without a run here: {', '.join(absent)} % (not in the {profile} "
-                     f"profile's grid; {command.format(p='thesis', c='04,05')} runs all eleven).")
+                     f"profile's grid; {command.format(p='thesis', c='case2,case4')} runs all eleven).")
     for case, method in CASES.items():
         other = [m for m in CASES.values() if m != method][0]
         if have[method] and have[other]:
