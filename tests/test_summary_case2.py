@@ -104,7 +104,9 @@ def test_pairs_match_by_seed():
     assert d["high"] - d["mean"] == pytest.approx(12.706204736174707 * np.std([0.03, 0.04], ddof=1) / math.sqrt(2))
     assert d["verdict"] == "cannot tell apart at n=2: the interval holds 0"
     assert c.loc[("66.66", "auc"), "verdict"] == "cannot tell apart from one seed"
-    assert ("5", "auc") in c.index and c.loc[("5", "auc"), "verdict"] == "no pair of runs yet"
+    assert ("5", "auc") not in c.index                  # supervised only: the notes name the command
+    apart = case24_runs(pd.DataFrame([_run("case2", 50, 0, 0.8), _run("case4", 50, 1, 0.8)]))
+    assert paired_comparison(apart).set_index("metric").loc["auc", "verdict"] == "no pair of runs yet"
 
 
 def test_verdicts_in_plain_words():

@@ -71,7 +71,8 @@ def paired_comparison(runs: pd.DataFrame, metrics: Sequence[str] = METRICS, conf
     """Per fraction and metric, the paired difference contrastive - supervised over seeds.
 
     Returns:
-        Long DataFrame: ``fraction`` (then :data:`ALL_FRACTIONS` when two fractions or more
+        Long DataFrame: ``fraction`` (each having runs of both methods, paired by seed or not;
+        then :data:`ALL_FRACTIONS` when two fractions or more
         are complete for every paired seed), ``metric``, :func:`pe_utils.paired_difference`'s
         keys (``mean, low, high, n, sd, p_value, test, wilcoxon_p, reason``), ``verdict`` and
         ``fractions`` (what the pooled row averages).
@@ -80,6 +81,8 @@ def paired_comparison(runs: pd.DataFrame, metrics: Sequence[str] = METRICS, conf
     for m in metrics:
         pairs = seed_pairs(runs, m)
         for fraction, part in pairs.groupby("fraction", sort=False):
+            if part["contrastive"].isna().all() or part["supervised"].isna().all():
+                continue   # one method only: case24_notes says what runs the other
             d = paired_difference(part["contrastive"], part["supervised"], confidence)
             rows.append(dict(fraction=fraction, metric=m, **d, verdict=verdict(d, 1 - confidence), fractions=""))
         both = pairs.dropna(subset=["contrastive", "supervised"])
