@@ -174,6 +174,9 @@ def test_exam_table_beside_image_auc_leaves_out_runs_without_exam_auc():
     assert t.loc[("supervised", "100"), "image AUC"].endswith("(n=2)")
     assert t.loc[("supervised", "100"), "exam AUC (max)"].startswith("0.900 \u00b1")
     assert t.loc[("supervised", "100"), "exam AUC (top k)"] == "0.820 (n=1)"
+    rows[0]["exam_auc_topk"] = None
+    t = exam_level_table(case24_runs(pd.DataFrame(rows)))
+    assert t.loc[("supervised", "100"), "exam AUC (top k)"] == "no value in 2 runs"
 
 
 def test_the_thesis_tables_hold_the_printed_path():

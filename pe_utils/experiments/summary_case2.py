@@ -96,9 +96,11 @@ def known(value: Any) -> bool:
 
 
 def _interval_text(r: dict, digits: int) -> str:
-    """``"0.862 \u00b1 0.031 (n=3)"``; ``"0.862 (n=1)"`` with one seed; ``""`` with none."""
+    """``"0.862 \u00b1 0.031 (n=3)"``; ``"0.862 (n=1)"`` with one seed; ``"no value in 2 runs"``
+    where runs exist without the figure (an exam AUC of one-class exams); ``""`` with no run."""
     if not r["n"] or not known(r["mean"]):
-        return ""
+        missing = int(r.get("n_missing") or 0)
+        return f"no value in {missing} run{'s' if missing > 1 else ''}" if missing else ""
     text = f"{r['mean']:.{digits}f}"
     if known(r["low"]):
         text += f" \u00b1 {r['high'] - r['mean']:.{digits}f}"
@@ -115,7 +117,7 @@ def fraction_summary(runs: pd.DataFrame, metrics: Sequence[str] = METRICS, confi
         confidence: the intervals' coverage.
 
     Returns:
-        Long DataFrame: ``method, fraction, metric, mean, low, high, n, reason``
+        Long DataFrame: ``method, fraction, metric, mean, low, high, n, n_missing, reason``
         (:func:`pe_utils.mean_interval`; ``low``/``high`` NaN in this frame with one seed,
         ``reason`` saying why: the tables and figures print no interval there, never "nan").
     """
@@ -125,8 +127,9 @@ def fraction_summary(runs: pd.DataFrame, metrics: Sequence[str] = METRICS, confi
         for m in metrics:
             r = mean_interval(part[m] if m in part else [], confidence)
             rows.append(dict(method=method, fraction=fraction, metric=m,
-                             **{k: r[k] for k in ("mean", "low", "high", "n", "reason")}))
-    return pd.DataFrame(rows, columns=["method", "fraction", "metric", "mean", "low", "high", "n", "reason"])
+                             **{k: r[k] for k in ("mean", "low", "high", "n", "n_missing", "reason")}))
+    return pd.DataFrame(rows, columns=["method", "fraction", "metric", "mean", "low", "high", "n", "n_missing",
+                                       "reason"])
 
 
 def table_6_4(runs: pd.DataFrame, thesis: pd.DataFrame | None = None, metrics: Sequence[str] = METRICS,
