@@ -98,6 +98,16 @@ def test_any_clot_pixel_survives_resizing(size):
     assert resize_mask(np.zeros((512, 512), bool), size).sum() == 0
 
 
+@pytest.mark.parametrize("shape, size", [((512, 512), 64), ((512, 512), 128), ((512, 512), 96),
+                                         ((400, 512), 64), ((512, 384), 100)])
+def test_mask_resize_is_the_image_resize_then_positive(shape, size):
+    from pe_utils.data.resize import resize
+
+    mask = np.random.default_rng(1).random(shape) > 0.9995  # a few scattered clot pixels
+    expected = (resize(mask.astype(np.float32), size, 0.0) > 0).astype(np.uint8)
+    np.testing.assert_array_equal(resize_mask(mask, size), expected)
+
+
 @pytest.mark.parametrize("size", [64, 128])
 def test_cache_masks_line_up_with_the_labels(synth_root, smoke_cache, tmp_path, size):
     out = smoke_cache if size == 64 else tmp_path / "cache128"

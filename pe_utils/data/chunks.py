@@ -26,7 +26,7 @@ from .cache import allocate_npy, quantize
 from .dicom import read_windowed
 from .errors import DicomReadError, PreprocessError, PreprocessInterrupted
 from .header import SliceMeta
-from .masks import MaskReader, resize_mask
+from .masks import MaskReader
 from .pseudonym import pseudonym
 from .resize import air_fill, resize
 from .windows import Window
@@ -90,10 +90,10 @@ def _read_file(path: Path, job: dict, windows: tuple[Window, ...], fill: np.ndar
     if masks is None:
         return meta, {}
     mask, reason = masks.get(meta.study_instance_uid, meta.series_instance_uid,
-                             meta.sop_instance_uid, image.shape[-2:])
+                             meta.sop_instance_uid, image.shape[-2:], job["size"])
     if mask is None:
         return meta, {"mask_missing": reason}
-    mask_out[...] = resize_mask(mask, job["size"])
+    mask_out[...] = mask
     return meta, {}
 
 

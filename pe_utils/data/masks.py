@@ -34,15 +34,28 @@ def mask_source(root: str | Path) -> str | None:
 
 
 def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
-    """A clot mask (H, W) at ``size`` x ``size``: uint8, 1 where any clot pixel falls."""
-    return (resize(np.asarray(mask, np.float32), size, 0.0) > 0).astype(np.uint8)
+    """A clot mask (H, W) at ``size`` x ``size``: uint8, 1 where any clot pixel falls.
+
+    Equal to ``resize(mask, size, fill=0) > 0`` (:func:`pe_utils.data.resize.resize`); an
+    empty mask and a square one shrunk by a whole factor (any-pooling of the blocks) take a
+    shortcut.
+    """
+    mask = np.asarray(mask)
+    h, w = mask.shape
+    if not mask.any():
+        return np.zeros((size, size), np.uint8)
+    if h == w and h % size == 0:
+        k = h // size
+        return mask.reshape(size, k, size, k).any((1, 3)).astype(np.uint8)
+    return (resize(mask.astype(np.float32), size, 0.0) > 0).astype(np.uint8)
 
 
 class MaskReader:
-    """Reads the masks of one root, one series file at a time (the last few kept open).
+    """Reads the masks of one root, one series file at a time (the last few kept in memory).
 
-    ``get(study, series, sop, shape)`` -> bool (H, W) mask, or ``(None, reason)`` when the
-    slice has no usable mask (no file for its series, not listed, another grid).
+    ``get(study, series, sop, shape, size)`` -> ``(mask at the cache's size, "")``, or
+    ``(None, reason)`` when the slice has no usable mask (no file for its series, not
+    listed, another grid).
     """
 
     def __init__(self, root: str | Path, keep: int = 4):
@@ -63,18 +76,21 @@ class MaskReader:
                 self._series[key] = "unreadable mask file"
         return self._series[key]
 
-    def get(self, study: str, series: str, sop: str, shape: tuple[int, int]
+    def get(self, study: str, series: str, sop: str, shape: tuple[int, int], size: int
             ) -> tuple[np.ndarray | None, str]:
-        """``(mask, "")`` for a slice of ``shape`` (Rows, Columns), or ``(None, reason)``."""
+        """The mask of a slice of ``shape`` (Rows, Columns) at the cache's ``size``
+        (:func:`resize_mask`): ``(uint8 (size, size), "")``, or ``(None, reason)``."""
         masks = self._load(study, series)
         if isinstance(masks, str):
             return None, masks
-        mask = masks.get(sop)
-        if mask is None:
+        clot = masks.has_clot(sop)
+        if clot is None:
             return None, "slice not in its series' mask file"
-        if mask.shape != tuple(shape):
-            return None, f"mask {mask.shape} for a {tuple(shape)} slice"
-        return mask, ""
+        if masks.shape != tuple(shape):
+            return None, f"mask {masks.shape} for a {tuple(shape)} slice"
+        if not clot:  # most slices: nothing to unpack or resize
+            return np.zeros((size, size), np.uint8), ""
+        return resize_mask(masks.get(sop), size), ""
 
 
 def mask_settings(index, source_sha256: str, size: int) -> dict:

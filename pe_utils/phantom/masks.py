@@ -124,6 +124,11 @@ class SeriesMasks:
         self._index = {str(s): i for i, s in enumerate(sop)}
         self._packed = dict(zip(rows.tolist(), bits))
 
+    def has_clot(self, sop: str) -> bool | None:
+        """Whether slice ``sop`` has a clot (without unpacking it), or None if not listed."""
+        i = self._index.get(str(sop))
+        return None if i is None else i in self._packed
+
     def get(self, sop: str) -> np.ndarray | None:
         """The mask of slice ``sop`` (all False when it has no clot), or None if not listed."""
         i = self._index.get(str(sop))
