@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pe_utils.evaluate.intervals import WILCOXON_MIN_PAIRS, mean_interval, paired_difference
+from pe_utils.evaluate.intervals import WILCOXON_MIN_PAIRS, mean_interval, paired_difference, seeds_to_resolve
 
 T_975_DF1 = 12.706204736174707   # Student t quantile 0.975, 1 degree of freedom (tables)
 T_975_DF2 = 4.302652729749464    # ... 2 degrees of freedom
@@ -107,3 +107,17 @@ def test_paired_difference_with_one_or_no_pair_or_no_spread():
     assert zeros["wilcoxon_p"] is None and zeros["p_value"] is None and "0" in zeros["reason"]
     for r in (one, none, same, zeros):
         assert not any(isinstance(v, float) and math.isnan(v) for v in r.values())
+
+
+def test_seeds_to_resolve_by_hand():
+    sd = np.std([0.03, 0.04], ddof=1)                       # 0.00707: the two seeds of a paired test
+    assert T_975_DF1 * sd / math.sqrt(2) > 0.035            # n = 2: the interval still holds 0
+    assert T_975_DF2 * sd / math.sqrt(3) < 0.035            # n = 3: it would not
+    assert seeds_to_resolve(0.035, sd) == 3
+    assert seeds_to_resolve(-0.035, sd) == 3                # the sign does not matter
+    # a small difference in a large spread: n grows like (1.96 sd / mean)^2 = 96.04, plus t's tail
+    n = seeds_to_resolve(0.01, 0.05)
+    assert 97 <= n <= 100 and stats.t.ppf(0.975, n - 1) * 0.05 / math.sqrt(n) < 0.01
+    assert stats.t.ppf(0.975, n - 2) * 0.05 / math.sqrt(n - 1) >= 0.01
+    assert seeds_to_resolve(0.0001, 0.05, max_n=1000) is None
+    assert seeds_to_resolve(None, 0.01) is None and seeds_to_resolve(0.01, 0.0) is None

@@ -102,7 +102,8 @@ def test_pairs_match_by_seed():
     d = c.loc[("100", "auc")]                        # seeds 1, 2: 0.85 - 0.82, 0.88 - 0.84
     assert d["n"] == 2 and d["mean"] == pytest.approx(0.035)
     assert d["high"] - d["mean"] == pytest.approx(12.706204736174707 * np.std([0.03, 0.04], ddof=1) / math.sqrt(2))
-    assert d["verdict"] == "cannot tell apart at n=2: the interval holds 0"
+    assert d["verdict"] == ("cannot tell apart at n=2: the interval holds 0 (a difference this size at this "
+                            "spread needs about 3 seeds)")
     assert c.loc[("66.66", "auc"), "verdict"] == "cannot tell apart from one seed"
     assert ("5", "auc") not in c.index                  # supervised only: the notes name the command
     apart = case24_runs(pd.DataFrame([_run("case2", 50, 0, 0.8), _run("case4", 50, 1, 0.8)]))
@@ -116,6 +117,10 @@ def test_verdicts_in_plain_words():
     assert verdict(dict(base, n=5, mean=-0.03, low=-0.05, high=-0.01, p_value=0.004)).startswith("supervised better")
     assert verdict(dict(n=6, mean=0.03, low=0.01, high=0.05, p_value=0.01, wilcoxon_p=0.09)).endswith(
         "Wilcoxon does not confirm (p=0.09)")
+    assert verdict(dict(base, n=3, mean=0.0001, low=-0.1, high=0.1, p_value=0.99, sd=0.04)).endswith(
+        "(a difference this small needs over 1,000 seeds at this spread)")
+    assert verdict(dict(base, n=3, mean=0.01, low=-0.1, high=0.1, p_value=0.7)) == \
+        "cannot tell apart at n=3: the interval holds 0"                      # no spread given: no estimate
     assert verdict(dict(base, n=3, mean=0.02, low=0.02, high=0.02, p_value=None)) == \
         "contrastive ahead by the same 0.020 at all 3 seeds (no spread to test)"
 

@@ -18,7 +18,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "baseline": ("nearest_annotated_labels", "baseline_metrics"),
     "embeddings": ("augmented_views", "representations", "reduce_2d", "clustering_scores", "linear_probe_auc"),
     "exams": ("EXAM_HOWS", "exam_scores", "exam_labels", "exam_level_auc"),
-    "intervals": ("WILCOXON_MIN_PAIRS", "mean_interval", "paired_difference"),
+    "intervals": ("WILCOXON_MIN_PAIRS", "mean_interval", "paired_difference", "seeds_to_resolve"),
     "gradcam": ("grad_cam",),
     "localisation": ("energy_in_mask", "pointing_game", "localisation_scores"),
 }

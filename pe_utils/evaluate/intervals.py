@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["WILCOXON_MIN_PAIRS", "mean_interval", "paired_difference"]
+__all__ = ["WILCOXON_MIN_PAIRS", "mean_interval", "paired_difference", "seeds_to_resolve"]
 
 #: pairs needed before the Wilcoxon signed-rank test is run (module docstring)
 WILCOXON_MIN_PAIRS = 6
@@ -140,3 +140,30 @@ def paired_difference(a: Sequence[float | None], b: Sequence[float | None],
         else:
             out["reason"] = f"all {d.size} differences are 0: no signed rank to test"
     return out
+
+
+def seeds_to_resolve(mean: float | None, sd: float | None, confidence: float = 0.95,
+                     max_n: int = 1000) -> int | None:
+    """How many seeds a t interval would need to exclude 0, were ``mean`` and ``sd`` the truth.
+
+    A rough planning figure, not a power analysis: the smallest n >= 2 with
+    ``t_{n-1} * sd / sqrt(n) < |mean|``. Both inputs come from the few seeds at hand, so
+    it says "with this spread, a difference this size needs about n seeds", no more.
+
+    Args:
+        mean: an observed mean difference; sd: the differences' sample standard deviation.
+        confidence: the interval's coverage.
+        max_n: give up beyond this many seeds (None: more than that).
+
+    Returns:
+        n, or None when ``mean`` or ``sd`` is missing or 0, or n would exceed ``max_n``.
+    """
+    from scipy import stats
+
+    _check_confidence(confidence)
+    if mean is None or sd is None or not np.isfinite(mean) or not np.isfinite(sd) or mean == 0 or sd <= 0:
+        return None
+    n = np.arange(2, max_n + 1)
+    half = stats.t.ppf((1 + confidence) / 2, df=n - 1) * sd / np.sqrt(n)
+    ok = np.flatnonzero(half < abs(mean))
+    return int(n[ok[0]]) if ok.size else None

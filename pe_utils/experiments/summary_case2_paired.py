@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from ..evaluate.intervals import paired_difference
+from ..evaluate.intervals import paired_difference, seeds_to_resolve
 from .summary_case2 import (ABLATION_COMMAND, CASE_COMMANDS, CASES, METRIC_LABELS, METRICS, THESIS_FRACTIONS,
                             default_runs, fraction_order, known)
 
@@ -47,7 +47,9 @@ def seed_pairs(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def verdict(diff: dict[str, Any], alpha: float = 0.05) -> str:
-    """A :func:`pe_utils.paired_difference` result in plain words (contrastive - supervised)."""
+    """A :func:`pe_utils.paired_difference` result in plain words (contrastive - supervised); where
+    the interval holds 0, roughly how many seeds the observed difference and spread would need
+    (:func:`pe_utils.seeds_to_resolve`: a planning figure from the seeds at hand)."""
     n, mean, low, high = int(diff["n"]), diff["mean"], diff["low"], diff["high"]
     if n == 0:
         return "no pair of runs yet"
@@ -59,7 +61,12 @@ def verdict(diff: dict[str, Any], alpha: float = 0.05) -> str:
         better = "contrastive" if mean > 0 else "supervised"
         return f"{better} ahead by the same {abs(mean):.3f} at all {n} seeds (no spread to test)"
     if low <= 0 <= high:
-        return f"cannot tell apart at n={n}: the interval holds 0"
+        text = f"cannot tell apart at n={n}: the interval holds 0"
+        if not known(diff.get("sd")):
+            return text
+        need = seeds_to_resolve(mean, diff["sd"], 1 - alpha)
+        return text + (f" (a difference this size at this spread needs about {need} seeds)" if need else
+                       " (a difference this small needs over 1,000 seeds at this spread)")
     text = f"{'contrastive' if mean > 0 else 'supervised'} better (n={n}, p={diff['p_value']:.2g})"
     if known(diff["wilcoxon_p"]) and diff["wilcoxon_p"] >= alpha:
         text += f"; Wilcoxon does not confirm (p={diff['wilcoxon_p']:.2g})"
