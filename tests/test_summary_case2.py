@@ -233,3 +233,19 @@ def test_paired_figure_shows_the_difference_around_zero():
     assert auc.y[0] == pytest.approx(0.035) and auc.error_y.array[1] == 0
     assert any(s.type == "line" and s.y0 == 0 for s in fig.layout.shapes)
     assert len(paired_figure(paired_comparison(case24_runs(pd.DataFrame()))).data) == 0
+
+
+def test_ablation_summary_and_figure_set_ours_beside_the_thesis():
+    from pe_utils.experiments.summary_case2 import ablation_summary
+    from pe_utils.report.figures_case2 import ablation_figure
+
+    runs = case24_runs(pd.DataFrame([_run("case2", 100, s, a, experiment=3) for s, a in ((0, 0.7), (1, 0.8))]
+                                    + [_run("case2", 100, 0, 0.9)]))           # a default run: not the ablation
+    summary = ablation_summary(runs).set_index(["experiment", "metric"])
+    assert list(summary.index.get_level_values(0).unique()) == [3]
+    assert summary.loc[(3, "auc"), "mean"] == pytest.approx(0.75) and summary.loc[(3, "auc"), "n"] == 2
+    fig = ablation_figure(ablation_summary(runs), TABLE_6_3)
+    thesis, ours = fig.data
+    assert len(thesis.x) == 13 and thesis.y[10] == 0.92676 and list(ours.x) == ["3"]
+    assert ours.error_y.array[0] == pytest.approx(12.706204736174707 * np.std([0.7, 0.8], ddof=1) / math.sqrt(2))
+    assert len(ablation_figure(ablation_summary(case24_runs(pd.DataFrame())), TABLE_6_3).data) == 1

@@ -20,7 +20,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
                  "run_pretraining", "save_pretrained", "pretrained_path", "load_pretrained", "pretrain_record"),
     "case3": ("case3_config", "case3_model", "case3_step", "join_histories", "case3_record"),
     "summary_case2": ("fraction_label", "fraction_order", "case24_runs", "default_runs", "fraction_summary",
-                      "table_6_4", "exam_level_table", "toggle_differences", "table_6_3"),
+                      "table_6_4", "exam_level_table", "toggle_differences", "table_6_3", "ablation_summary"),
     "summary_case1": ("reports_folder", "table_6_2"),
     "summary_case2_paired": ("seed_pairs", "paired_comparison", "paired_table", "case24_notes"),
 }

@@ -234,6 +234,21 @@ def table_6_3(runs: pd.DataFrame, thesis: pd.DataFrame, digits: int = 3, confide
     return pd.DataFrame(rows).set_index("experiment")
 
 
+def ablation_summary(runs: pd.DataFrame, metrics: Sequence[str] = METRICS, confidence: float = 0.95
+                     ) -> pd.DataFrame:
+    """Mean and t interval over seeds per (Table 6.3 experiment, metric) of the Case2 ablation runs.
+
+    Returns:
+        Long DataFrame ``experiment, metric, mean, low, high, n, n_missing, reason`` (as
+        :func:`fraction_summary`); empty without ablation runs.
+    """
+    ablation = runs[(runs["case"] == "case2") & runs["experiment"].notna()] if len(runs) else runs
+    rows = [dict(experiment=int(e), metric=m, **{k: r[k] for k in ("mean", "low", "high", "n", "n_missing", "reason")})
+            for e, part in (ablation.groupby("experiment") if len(ablation) else ())
+            for m in metrics for r in [mean_interval(part[m], confidence)]]
+    return pd.DataFrame(rows, columns=["experiment", "metric", "mean", "low", "high", "n", "n_missing", "reason"])
+
+
 def _configuration(t: dict) -> str:
     flags = ", ".join(("" if t[c] else "no ") + c.replace("_", " ").replace("augment", "augmentation")
                       for c in ("augment", "dropout", "sampling", "class_weights", "bias"))

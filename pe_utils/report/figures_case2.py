@@ -18,7 +18,7 @@ from pe_utils.experiments.summary_case2 import METRIC_LABELS, fraction_label, fr
 from pe_utils.report.figures_training import METHOD_COLORS
 from pe_utils.report.style import COLORS
 
-__all__ = ["CASE24_COLORS", "fraction_curves", "paired_figure"]
+__all__ = ["CASE24_COLORS", "fraction_curves", "paired_figure", "ablation_figure"]
 
 #: supervised (Case2) in the course's "ours" blue, contrastive (Case4) in its own colour
 CASE24_COLORS = {"supervised": METHOD_COLORS["supervised"], "contrastive": "#d62728"}
@@ -100,4 +100,31 @@ def paired_figure(comparison: pd.DataFrame, metrics: Sequence[str] = ("auc", "f1
                       "its 95 % t interval; an interval across 0: the runs cannot tell the two apart</sup>",
                       xaxis=dict(title="training set %", type="category", categoryorder="array", categoryarray=order),
                       yaxis_title="difference (contrastive - supervised)", height=420)
+    return fig
+
+
+def ablation_figure(summary: pd.DataFrame, thesis: pd.DataFrame, metric: str = "auc",
+                    title: str | None = None) -> go.Figure:
+    """Table 6.3's path as bars: per experiment the thesis's single run (grey) and ours (mean with
+    its 95 % t interval over seeds), so each step's gain or loss can be read against the noise.
+
+    Args:
+        summary: ``pe_utils.ablation_summary``; thesis: ``thesis_numbers.TABLE_6_3``.
+        metric: ``"auc"``, ``"f1"`` or ``"accuracy"``.
+    """
+    label = METRIC_LABELS.get(metric, metric)
+    x = [str(e) for e in thesis["experiment"]]
+    fig = go.Figure(go.Bar(x=x, y=thesis[metric], name="thesis (one run)", marker_color=COLORS["thesis"],
+                           hovertext=thesis["table"].map(lambda t: f"Table {t}")))
+    ours = summary[(summary.metric == metric) & pd.to_numeric(summary["mean"], errors="coerce").notna()] \
+        if len(summary) else summary
+    if len(ours):
+        mean = ours["mean"].astype(float)
+        fig.add_trace(go.Bar(x=ours["experiment"].astype(str), y=mean, name="ours", marker_color=COLORS["ours"],
+                             error_y=_bars(ours["low"], mean, ours["high"]), customdata=ours["n"],
+                             hovertemplate="experiment %{x}: %{y:.3f} (n=%{customdata})<extra>ours</extra>"))
+    fig.update_layout(barmode="group", title=title or f"Table 6.3 and C.1: test {label} along the ablation path"
+                      "<br><sup>thesis: one run each; ours: mean and 95 % t interval over seeds</sup>",
+                      xaxis=dict(title="experiment", type="category", categoryorder="array", categoryarray=x),
+                      yaxis_title=f"test {label}", height=420)
     return fig
