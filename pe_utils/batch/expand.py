@@ -104,7 +104,11 @@ def plan_runs(entries: list[Entry], *, out: Path, workdir: Path, profile: str,
             that does not resolve to exactly one upstream run.
     """
     extra, narrow = dict(extra or {}), {k: v for k, v in (narrow or {}).items() if v}
-    chosen = [e for e in entries if not cases or any(_matches(e, t) for t in cases)]
+    # the profile's grids (plan entries' "profiles"); --rates/--fractions/--seeds narrow after
+    entries = [e.for_profile(profile) for e in entries]
+    # an entry the profile skips runs only when --cases names it (its name or case, not a prefix)
+    chosen = [e for e in entries if (not cases and not e.skip)
+              or any(t in (e.name, e.case) if e.skip else _matches(e, t) for t in cases or [])]
     _check_selection(entries, chosen, cases, extra, narrow)
 
     runs: list[Run] = []
@@ -143,6 +147,8 @@ def plan_runs(entries: list[Entry], *, out: Path, workdir: Path, profile: str,
         params: dict[str, Any] = {"profile": profile}
         plumbing = {"cache_dir": cache_dir, "rsna_root": rsna_root,
                     "output_dir": out / run.files()["output_dir"], "reports_dir": out}
+        if entry.reads_dataset2:   # its own caches: the profile's Dataset2 phantom, or -p cache_dir/test_cache_dir
+            plumbing.update(cache_dir=None, rsna_root=None)
         params.update({k: _rel(v, workdir) for k, v in plumbing.items()
                        if v is not None and k in entry.declared})
         params.update(entry.parameters)

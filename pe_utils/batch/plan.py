@@ -9,7 +9,9 @@ A plan file (``notebooks/plan.json``) lists notebooks in execution order::
       {"name": "03b_finetune", "inputs": {"pretrain_dir": "03a_simclr_pretrain"}},
       {"name": "07_summary", "depends_on": "all", "summary": true}]}
 
-``grid`` gives one run per combination of values; ``depends_on`` names earlier notebooks (or
+``grid`` gives one run per combination of values (``profiles`` may replace a grid variable's
+values, add parameters or ``skip`` the entry for one profile: ``{"demo": {"grid": {"seed": [0]}}}``);
+``depends_on`` names earlier notebooks (or
 ``"all"``: every selected run listed before); ``inputs`` passes an upstream run's
 ``output_dir`` as a parameter (and depends on it); ``parameters`` are fixed values; ``path``
 defaults to ``<name>.ipynb`` beside the plan. :func:`pe_utils.batch.expand.plan_runs` turns the
@@ -24,7 +26,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,11 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 #: where the course's plan lives inside a repository
 PLAN_PATH = Path("notebooks") / "plan.json"
 _ENTRY_KEYS = {"name", "path", "case", "grid", "depends_on", "inputs", "parameters", "run_id",
-               "summary", "description"}
+               "summary", "description", "profiles"}
+#: what an entry's ``profiles`` may set per profile: a grid (its variables' values replace the
+#: entry's), fixed parameters (added), or ``skip`` (the profile's batch leaves the entry out
+#: unless ``--cases`` names it)
+_PROFILE_KEYS = {"grid", "parameters", "skip"}
 
 
 class PlanError(ValueError):
@@ -52,6 +58,22 @@ class Entry:
     run_id: str | None = None
     summary: bool = False
     declared: set[str] = field(default_factory=set)
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)  # profile -> grid/parameters/skip
+    skip: bool = False  # set by for_profile: this profile's batch leaves the entry out by default
+
+    @property
+    def reads_dataset2(self) -> bool:
+        """Cases 2 and 4 read Dataset2's two caches (a ``test_cache_dir`` parameter, or notebook 02
+        with ``dataset`` set to a Dataset2): the runner's Dataset1 cache is not theirs to get."""
+        return "test_cache_dir" in self.declared or str(self.parameters.get("dataset", "")).startswith("dataset2")
+
+    def for_profile(self, profile: str) -> "Entry":
+        """The entry as ``profile`` runs it: the profile's grid values replace the entry's for
+        the variables it names (other variables keep theirs), its parameters are added."""
+        over = self.profiles.get(profile, {})
+        return replace(self, grid={**self.grid, **over.get("grid", {})},
+                       parameters={**self.parameters, **over.get("parameters", {})},
+                       skip=bool(over.get("skip", False)), declared=set(self.declared))
 
 
 @dataclass(eq=False)
@@ -150,10 +172,23 @@ def load_plan(path: str | Path) -> list[Entry]:
         for var, values in grid.items():
             if not isinstance(values, list) or not values:
                 raise PlanError(f"{path}: grid {name}.{var} must be a non-empty list")
+        profiles = item.get("profiles", {})
+        if not isinstance(profiles, dict):
+            raise PlanError(f"{path}: {name}.profiles must be {{profile: {{grid, parameters, skip}}}}")
+        for prof, over in profiles.items():
+            if not isinstance(over, dict) or (bad := set(over) - _PROFILE_KEYS):
+                raise PlanError(f"{path}: {name}.profiles.{prof} may hold only {sorted(_PROFILE_KEYS)}"
+                                + (f", not {sorted(bad)}" if isinstance(over, dict) else ""))
+            for var, values in over.get("grid", {}).items():
+                if var not in grid:
+                    raise PlanError(f"{path}: {name}.profiles.{prof}.grid sets {var!r}, which the entry's "
+                                    "grid lacks (a profile narrows or replaces a grid variable's values)")
+                if not isinstance(values, list) or not values:
+                    raise PlanError(f"{path}: grid {name}.profiles.{prof}.{var} must be a non-empty list")
         entries.append(Entry(name=name, path=path.parent / item.get("path", f"{name}.ipynb"),
                              case=item.get("case"), grid=grid, depends_on=deps, inputs=inputs,
                              parameters=dict(item.get("parameters", {})), run_id=item.get("run_id"),
-                             summary=bool(item.get("summary", False))))
+                             summary=bool(item.get("summary", False)), profiles=dict(profiles)))
     return entries
 
 

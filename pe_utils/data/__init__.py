@@ -24,5 +24,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "augment": ("AffineAugment", "SimCLRViews", "tta_views", "TTA_VIEW_NAMES"),
     "slices": ("CacheSlices", "DeviceLoader"),
     "defaults": ("ensure_default_data", "prepare_cache"),
+    "dataset2": ("DATASETS", "ensure_dataset2", "prepare_dataset2", "dataset_cache", "dataset2_specs",
+                 "subset_1609_rows"),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, EXPORTS)

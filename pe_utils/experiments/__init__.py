@@ -19,9 +19,17 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "pretrain": ("PRETRAINED", "pretrain_config", "pretrain_loader", "pretrain_setup", "contrastive_figures",
                  "run_pretraining", "save_pretrained", "pretrained_path", "load_pretrained", "pretrain_record"),
     "case3": ("case3_config", "case3_model", "case3_step", "join_histories", "case3_record"),
+    "case2": ("TOGGLES", "EXPERIMENTS", "fraction_of", "case2_config", "case2_caches", "Case2Data", "case2_data",
+              "training_rows", "lr_step_iterations", "case2_training", "case2_resume", "schedule_comparison"),
+    "case2_results": ("case4_model", "case2_evaluate", "results_table", "exam_auc_table", "curve_summary",
+                      "case2_record"),
     "summary_case2": ("fraction_label", "fraction_order", "case24_runs", "default_runs", "fraction_summary",
                       "table_6_4", "exam_level_table", "toggle_differences", "table_6_3", "ablation_summary"),
     "summary_case1": ("reports_folder", "table_6_2"),
     "summary_case2_paired": ("seed_pairs", "paired_comparison", "paired_table", "case24_notes"),
+    "explain": ("UNSEEN_SEED_OFFSET", "network_inputs", "probe_slices", "pretrain_checkpoints", "embedding_study",
+                "probe_study", "explain_record"),
+    "explain_runs": ("COMPARISONS", "find_runs", "load_run_model", "run_test_set", "show_slices", "localisation_study",
+                     "localisation_table", "explain_inputs", "gradcam_comparison"),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, EXPORTS)

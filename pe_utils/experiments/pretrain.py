@@ -251,11 +251,14 @@ def load_pretrained(pretrain_dir: str | Path, epoch: int | None = None):
 
 
 def pretrain_record(cfg: dict, history: list[dict], path: str | Path, *, profile: str, n_images: int,
-                    train_seconds: float, notebook: str = "02_case3_pretrain") -> dict[str, Any]:
-    """The ``metrics.json`` of a pretraining run (schema ``"pretrain"``), not yet written."""
+                    train_seconds: float, notebook: str = "02_case3_pretrain",
+                    dataset: str = "dataset1") -> dict[str, Any]:
+    """The ``metrics.json`` of a pretraining run (schema ``"pretrain"``), not yet written;
+    ``dataset`` ``"dataset2"`` makes it Case4's pretraining (5.2)."""
     first, last = (history[0], history[-1]) if history else ({}, {})
     return {
-        "notebook": notebook, "profile": profile, "case": "case3", "arch": cfg["arch"],
+        "notebook": notebook, "profile": profile, "case": "case3" if dataset == "dataset1" else "case4",
+        "dataset": dataset, "arch": cfg["arch"],
         "image_size": cfg["image_size"], "batch_size": cfg["batch_size"], "epochs": len(history),
         "lr": cfg["lr"], "temperature": cfg["temperature"], "seed": cfg["seed"], "n_images": n_images,
         "loss_first": first.get("train_loss"), "loss_last": last.get("train_loss"),

@@ -164,7 +164,8 @@ CASE3_REQUIRED = CASE1_REQUIRED + ("case", "pretrain_epochs", "pretrained_from")
 PRETRAIN_KEYS: dict[str, str] = {
     "notebook": "which notebook (or 'pretrain_cli', the command line) wrote the file",
     "profile": "parameter profile of the run (smoke, demo, thesis)",
-    "case": "which case the pretraining serves: 'case3'",
+    "case": "which case the pretraining serves: 'case3' (Dataset1) or 'case4' (Dataset2, 5.2)",
+    "dataset": "the unlabelled images pretrained on: 'dataset1' (Case3) or 'dataset2' (Case4)",
     "arch": "encoder architecture",
     "image_size": "side of the views fed to the encoder, pixels",
     "batch_size": "images per step (global: 2 x this many views; split across processes under torchrun)",
@@ -183,3 +184,75 @@ PRETRAIN_KEYS: dict[str, str] = {
 }
 SCHEMAS["case3"] = (CASE3_KEYS, CASE3_REQUIRED)
 SCHEMAS["pretrain"] = (PRETRAIN_KEYS, ())
+
+#: notebook 06 (what the networks learned and where they look; THESIS 6.2.3, 6.3.1-6.3.2)
+EXPLAIN_KEYS: dict[str, str] = {
+    "notebook": "which notebook wrote the file: '06_explain'",
+    "profile": "parameter profile of the run (smoke, demo, thesis)",
+    "seed": "seed of the views, the new phantom patients, the 2-D maps and the probe",
+    "pretrain_dir": "the pretraining run whose checkpoints were measured (null: none found)",
+    "n_views": "contrastive views of each of the four slices (20 in the thesis)",
+    "slices": "the four slices: letter, source ('pretraining set', 'new phantom patient': generated with another dataset seed, never pretrained on; 'unseen cache'), label, slice_index",
+    "representations": "one row per (checkpoint, layer): checkpoint ('before pretraining' = random initialisation with the run's seed, 'after N epochs'), epochs, layer (encoder, head1, head2), dim, silhouette (of the four slices' views, cosine, full-dimensional), knn_accuracy (leave-one-out 5-NN recovery of a view's source slice, cosine), chance (1/4), probe_auc (logistic regression on frozen features of the probe split's training slices, test AUC; null when a split holds one class), n_train, n_test",
+    "probe_rate": "Case1 sampling rate whose split the linear probe trains on (its training slices) and tests on (its test slices)",
+    "localisation": "one row per model: model, case, sampling_rate or train_fraction, seed, run (its folder), energy_mean (mean share of the Grad-CAM energy inside the dilated clot mask, over every positive test slice), energy_chance (the dilated mask's share of the image: a uniform map's score), pointing_rate (share of those slices whose map maximum is inside the dilated mask), n, n_empty, dilate_px, cam_grid (the map's native resolution), auc, oracle_workload_pct, practical_workload_pct (the run's own)",
+    "localisation_note": "why some or all models were not scored (no clot masks in the cache: real data; no finished runs); null when all were",
+    "missing_runs": "the comparison runs not found, each with the command that makes it",
+    "dilate_px": "radius of the mask dilation of the localisation scores, pixels at the network's input size",
+    "seconds": "wall-clock seconds of the notebook's measurements",
+}
+SCHEMAS["explain"] = (EXPLAIN_KEYS, ("representations", "localisation"))
+
+#: Cases 2 and 4 (notebooks 04, 05; contract of the team's CONTRACTS.md): a general classifier on a
+#: fraction of Dataset2, evaluated on its separate test set (THESIS 5.1, 5.2, Tables 6.3, 6.4)
+CASE2_KEYS: dict[str, str] = {
+    "notebook": "which notebook wrote the file (04_case2_supervised or 05_case4_contrastive)",
+    "profile": "parameter profile of the run (smoke, demo, thesis)",
+    "case": "'case2' (supervised from random weights) or 'case4' (SimCLR encoder pretrained on Dataset2, fine-tuned in one step)",
+    "dataset": "training data: 'dataset2' (15.38 %, Table 6.4, exp. 11), 'dataset2_1609' (Table 6.3's 16.09 % subset, exp. 2-10) or 'dataset1' (4.21 %, exp. 1)",
+    "train_fraction": "percent of the training set kept (Table 6.4: 100, 90, 80, 75, 66.66, 50, 33.34, 25, 20, 10, 5); validation and test unchanged",
+    "seed": "seed of the patient split, the fraction subset, the re-sampling, initialisation, order and augmentation (the same for Case2 and Case4: paired runs)",
+    "experiment": "Table 6.3 (1-11) or Table C.1 (12-13) experiment whose toggles the run used; null for the profile's setting",
+    "auc": "image-level test AUC of the TTA-averaged probabilities",
+    "f1": "image-level test F1 at `threshold` (chosen on validation)",
+    "accuracy": "image-level test accuracy at `threshold` (chosen on validation)",
+    "threshold": "decision threshold: maximises Youden's J (TPR - FPR) on the validation ROC; no test label chooses it",
+    "threshold_source": "where `threshold` comes from: 'validation_youden'",
+    "exam_auc_max": "exam-level test AUC: each exam scored by its highest slice probability against its label (any positive slice); null when the test exams hold one class",
+    "exam_auc_topk": "exam-level test AUC with each exam scored by the mean of its `exam_topk` highest slice probabilities; null as above",
+    "arch": "backbone architecture",
+    "epochs": "epochs trained (the last epoch's model is evaluated)",
+    "lr": "initial learning rate (step decay)",
+    "lr_step": "decay period in epochs (schedule 'epoch') or in epochs of the reference fraction's training set (schedule 'iteration', converted to batches)",
+    "batch_size": "images per batch",
+    "optimizer": "'sgd' (momentum 0.9) or 'adam'",
+    "augment": "Case1's augmentation on the training images (rotation, shift, zoom)",
+    "dropout": "dropout rate before the last layer (0: none)",
+    "sampling": "'resample' (every positive 3 times, 2/3 of the negatives, after the fraction is drawn; 5.1.1) or 'none'",
+    "class_weights": "whether the focal loss weighs the classes by Eq. 5.1",
+    "class_weight_values": "[w_neg, w_pos] of Eq. 5.1 on the rows an epoch trains on; null without class weights",
+    "bias_prior": "pi of the final-layer bias -log((1 - pi) / pi) (Eq. 5.2), or null (bias 0)",
+    "schedule": "'epoch' (decay counted in epochs: depends on the training-set size) or 'iteration' (Appendix A)",
+    "steps_per_epoch": "batches per training epoch",
+    "image_size": "network input side in pixels",
+    "n_train": "training images of the fraction, before re-sampling",
+    "n_train_resampled": "training images an epoch sees, after re-sampling (positives repeated)",
+    "pct_positive_train": "% positive among the images an epoch sees (44.58 % in the thesis after re-sampling)",
+    "n_val": "validation images (other patients than training)",
+    "n_test": "test images (patients in neither training nor validation)",
+    "n_test_positive": "positive test images",
+    "n_test_exams": "test exams (StudyInstanceUIDs) of the exam-level AUC",
+    "exam_topk": "k of the top-k mean exam score",
+    "metrics_at_threshold": "binary_metrics on the test slices at `threshold` (tn, fp, fn, tp, ...)",
+    "oracle_threshold": "threshold maximising Youden's J on the test ROC itself, as the thesis chose it: an oracle",
+    "metrics_at_oracle": "binary_metrics on the test slices at the oracle threshold: optimistic",
+    "auc_val": "validation AUC of the TTA-averaged probabilities",
+    "history": "per-epoch training figures (loss, accuracy, F1 both ways, AUC, lr)",
+    "curve_summary": "{final_train_loss, final_val_auc, best_val_auc, best_val_auc_epoch} of the learning curves",
+    "train_seconds": "wall-clock seconds spent in fit",
+    "pretrain_epochs": "Case4: epochs of contrastive pretraining of the encoder",
+    "pretrained_from": "Case4: the pretrained network's file (simclr.pt of notebook 02 run on Dataset2)",
+}
+CASE2_REQUIRED = ("notebook", "profile", "case", "dataset", "train_fraction", "seed", "experiment", "auc", "f1",
+                  "accuracy", "threshold", "threshold_source", "exam_auc_max", "exam_auc_topk")
+SCHEMAS["case2"] = (CASE2_KEYS, CASE2_REQUIRED)
