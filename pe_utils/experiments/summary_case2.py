@@ -55,7 +55,7 @@ def case24_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         The kept rows plus ``method`` and ``fraction`` (:func:`fraction_label`), ``experiment``
-        as a float (NaN: the default configuration), sorted by method, fraction (largest
+        as a nullable integer (<NA>: the default configuration), sorted by method, fraction (largest
         first), experiment and seed. Empty (with those columns) when there is none.
 
     Raises:
@@ -72,7 +72,7 @@ def case24_runs(runs: pd.DataFrame) -> pd.DataFrame:
     kept["method"] = kept["case"].map(CASES)
     kept["fraction"] = kept["train_fraction"].map(fraction_label)
     kept["experiment"] = pd.to_numeric(kept.get("experiment", pd.Series(np.nan, index=kept.index)),
-                                       errors="coerce")
+                                       errors="coerce").round().astype("Int64")
     for m in (*METRICS, "exam_auc_max", "exam_auc_topk"):
         kept[m] = pd.to_numeric(kept[m], errors="coerce") if m in kept else np.nan
     keys = dict(_m=kept["case"].map(list(CASES).index), _f=-kept["train_fraction"].astype(float),
