@@ -81,6 +81,20 @@ def test_table_6_4_sets_ours_beside_the_thesis():
     assert "nan" not in table.to_string()
 
 
+def test_the_oracle_threshold_figures_sit_beside_the_thesis_like_for_like():
+    rows = [_run("case2", 100, 0, 0.8, metrics_at_oracle=dict(f1=0.70, accuracy=0.81)),
+            _run("case2", 100, 1, 0.8, metrics_at_oracle=dict(f1=0.74, accuracy=0.83)),
+            _run("case4", 100, 0, 0.8, metrics_at_oracle=None)]                 # not recorded
+    runs = case24_runs(pd.DataFrame(rows))
+    assert list(runs.oracle_f1[:2]) == [0.70, 0.74] and np.isnan(runs.oracle_f1[2])
+    table = table_6_4(runs, TABLE_6_4, metrics=("oracle_f1", "oracle_accuracy"))
+    cell = table.loc["100", ("F1 (oracle threshold)", "supervised (ours)")]
+    assert cell == f"0.720 \u00b1 {12.706204736174707 * np.std([0.70, 0.74], ddof=1) / math.sqrt(2):.3f} (n=2)"
+    assert table.loc["100", ("F1 (oracle threshold)", "supervised (thesis)")] == "0.721"
+    assert table.loc["100", ("accuracy (oracle threshold)", "contrastive (thesis)")] == "0.77"
+    assert table.loc["100", ("accuracy (oracle threshold)", "contrastive (ours)")] == "no value in 1 run"
+
+
 def test_without_any_run_the_thesis_still_shows_and_the_notes_say_what_to_run():
     runs = case24_runs(pd.DataFrame([dict(notebook="01_case1_supervised", auc=0.9)]))
     table = table_6_4(runs, TABLE_6_4)
