@@ -223,6 +223,15 @@ _CASE2_SECTIONS: dict[str, dict[str, dict[str, Any]]] = {
 for _profile, _sections in _CASE2_SECTIONS.items():
     PROFILES[_profile].update(_sections)
 
+# ---------------------------------------------------------------- notebook 06 (explain)
+# "explain": four slices x 20 views (THESIS 6.2.3), the linear probe on Case1's split at 1/2 (our
+# choice: train and test sets of similar size), masks dilated by 2 px before scoring Grad-CAM (our
+# choice). The smoke profile draws t-SNE only: UMAP's first call compiles numba code (about 8 s
+# on an idle 2-core machine, the smoke run's largest cost); tests/test_embeddings.py covers UMAP.
+_EXPLAIN = dict(n_views=20, probe_rate="1/2", dilate_px=2, seed=0)
+for _profile, _reductions in (("smoke", ("tsne",)), ("demo", ("tsne", "umap")), ("thesis", ("tsne", "umap"))):
+    PROFILES[_profile]["explain"] = dict(_EXPLAIN, reductions=_reductions)
+
 #: rates trained for ``epochs_small`` epochs: the smallest training sets (4.1.2)
 SMALL_RATES = ("1/3", "1/4")
 

@@ -33,6 +33,8 @@ __all__ = ["augmented_views", "representations", "reduce_2d", "clustering_scores
 REDUCTIONS = ("tsne", "umap")
 #: the distance of every measure here (module docstring)
 DISTANCE = "cosine"
+#: up to this many points t-SNE is exact (the thesis's 80 points: no Barnes-Hut approximation)
+EXACT_TSNE_MAX = 1000
 
 
 def augmented_views(images: torch.Tensor, n_views: int = 20, seed: int = 0, views=None) -> tuple[torch.Tensor, np.ndarray]:
@@ -111,7 +113,7 @@ def reduce_2d(x: np.ndarray, method: str = "tsne", seed: int = 0) -> np.ndarray:
     """Two-dimensional coordinates of ``x`` ``(N, D)`` for a scatter plot.
 
     t-SNE (van der Maaten & Hinton 2008, THESIS ref. 72): scikit-learn's, PCA initialisation,
-    perplexity ``min(30, (N - 1) / 3)``; UMAP (McInnes et al. 2018): umap-learn's, 15
+    perplexity ``min(30, (N - 1) / 3)``, exact up to :data:`EXACT_TSNE_MAX` points; UMAP (McInnes et al. 2018): umap-learn's, 15
     neighbours (at most ``N - 1``), single-threaded so the seed fixes the result. Both use the
     cosine distance (:data:`DISTANCE`). The map is a picture: distances between far groups
     mean little in either; :func:`clustering_scores` is the measure.
@@ -124,17 +126,23 @@ def reduce_2d(x: np.ndarray, method: str = "tsne", seed: int = 0) -> np.ndarray:
         raise ValueError(f"method must be one of {REDUCTIONS}, got {method!r}")
     if len(x) < 4:
         raise ValueError(f"need at least 4 points to reduce, got {len(x)}")
-    if method == "tsne":
-        from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
 
-        perplexity = min(30.0, (len(x) - 1) / 3)
-        return TSNE(n_components=2, perplexity=perplexity, metric=DISTANCE, init="pca",
-                    random_state=int(seed)).fit_transform(x).astype(np.float32)
-    import umap  # ~15 s on a cold start, so only here
+    # one thread: on a few hundred points threads only cost, and with torch loaded two OpenMP
+    # runtimes contend (measured: Barnes-Hut t-SNE of 80 points 3.2 s, 0.23 s on one thread)
+    with threadpool_limits(limits=1):
+        if method == "tsne":
+            from sklearn.manifold import TSNE
 
-    reducer = umap.UMAP(n_components=2, n_neighbors=min(15, len(x) - 1), metric=DISTANCE,
-                        random_state=int(seed), n_jobs=1)
-    return np.asarray(reducer.fit_transform(x), np.float32)
+            perplexity = min(30.0, (len(x) - 1) / 3)
+            return TSNE(n_components=2, perplexity=perplexity, metric=DISTANCE, init="pca",
+                        method="exact" if len(x) <= EXACT_TSNE_MAX else "barnes_hut",
+                        random_state=int(seed)).fit_transform(x).astype(np.float32)
+        import umap  # ~15 s on a cold start, so only here
+
+        reducer = umap.UMAP(n_components=2, n_neighbors=min(15, len(x) - 1), metric=DISTANCE,
+                            random_state=int(seed), n_jobs=1)
+        return np.asarray(reducer.fit_transform(x), np.float32)
 
 
 def clustering_scores(x: np.ndarray, groups: Iterable, k: int = 5) -> dict[str, float]:
@@ -165,9 +173,12 @@ def clustering_scores(x: np.ndarray, groups: Iterable, k: int = 5) -> dict[str, 
     names, counts = np.unique(groups, return_counts=True)
     if len(names) < 2 or counts.min() < 2:
         raise ValueError(f"need >= 2 groups of >= 2 rows each, got sizes {dict(zip(names.tolist(), counts.tolist()))}")
+    from threadpoolctl import threadpool_limits
+
     k = int(max(1, min(k, counts.min() - 1)))
     knn = KNeighborsClassifier(n_neighbors=k, metric=DISTANCE)
-    accuracy = cross_val_score(knn, x, groups, cv=LeaveOneOut()).mean()
+    with threadpool_limits(limits=1):  # see reduce_2d
+        accuracy = cross_val_score(knn, x, groups, cv=LeaveOneOut()).mean()
     return {"silhouette": float(silhouette_score(x, groups, metric=DISTANCE)),
             "knn_accuracy": float(accuracy), "chance": 1.0 / len(names), "k": k}
 

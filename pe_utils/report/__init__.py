@@ -17,6 +17,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
                          "confusion_matrix_figure", "roc_figure", "probability_histogram"),
     "figures_triage": ("triage_bars", "workload_table", "rate_curve", "workload_comparison",
                        "threshold_figure", "rate_overview"),
+    "figures_explain": ("embedding_figure", "embedding_scores_figure", "gradcam_grid", "localisation_summary"),
     "figures_case2": ("CASE24_COLORS", "fraction_curves", "paired_figure", "ablation_figure"),
     "widgets": ("ThresholdExplorer", "threshold_explorer"),
     "thesis_numbers": ("TABLE_6_2", "FIG_6_15", "FIG_6_16", "TABLE_6_3", "TABLE_6_4", "TRAIN_FRACTIONS_6_4"),

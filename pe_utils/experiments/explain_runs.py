@@ -1,0 +1,294 @@
+"""Notebook 06, part 2: where the classifiers look, scored against the phantom's true clots.
+
+THESIS 6.3.1-6.3.2 (Figs 6.20-6.22) shows Grad-CAM maps of two slices with an embolus and two
+without, supervised against contrastive, at 90 % and 10 % of the training set. Here:
+
+- :func:`find_runs` finds the finished runs of the comparisons (Case1 against Case3 at 9/10
+  and 1/4; Case2 against Case4 at 90 % and 10 %) under a report folder and names the missing
+  ones with the command that makes them;
+- :func:`load_run_model` rebuilds a run's classifier from its ``metrics.json`` and ``model.pt``;
+- :func:`run_test_set` rebuilds the run's test set (Case1/3: :func:`pe_utils.case1_split` at the
+  run's rate and seed; Case2/4: the separate test cache) with the clot masks at the network's
+  input size (a pixel is clot when any cache pixel under it is: a small clot survives);
+- :func:`localisation_study` computes Grad-CAM (:func:`pe_utils.grad_cam`) on *every*
+  positive test slice and scores it (:func:`pe_utils.localisation_scores`), and keeps the maps
+  of the slices the figure shows.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as nnf
+
+from ..data import case1_split, load_cache
+from ..evaluate.gradcam import grad_cam
+from ..evaluate.localisation import localisation_scores
+from ..io import read_json
+from ..learn import build_classifier
+from ..learn.models import make_head
+from ..profiles import SAMPLING_RATES, resolve
+from .explain import network_inputs
+
+#: the thesis's comparisons: (case, notebook number, setting key, values, label of the method)
+COMPARISONS: tuple[tuple[str, str, str, tuple, str], ...] = (
+    ("case1", "01", "sampling_rate", ("9/10", "1/4"), "supervised"),
+    ("case3", "03", "sampling_rate", ("9/10", "1/4"), "contrastive"),
+    ("case2", "04", "train_fraction", (90.0, 10.0), "supervised"),
+    ("case4", "05", "train_fraction", (90.0, 10.0), "contrastive"),
+)
+NOTEBOOK_CASE = {"01_case1_supervised": "case1", "03_case3_finetune": "case3"}
+
+
+def _case(m: dict) -> str | None:
+    return m.get("case") or NOTEBOOK_CASE.get(m.get("notebook"))
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(b, float):
+        try:
+            return math.isclose(float(a), b, abs_tol=0.01)
+        except (TypeError, ValueError):
+            return False
+    return str(a) == str(b)
+
+
+def _setting_text(key: str, value: Any) -> str:
+    return f"{value} ({SAMPLING_RATES.get(value, '')})" if key == "sampling_rate" else f"{value:g} % of the training set"
+
+
+def _available(values: tuple, found: list, key: str, case: str) -> tuple:
+    """The thesis's settings, or for training fractions the largest and smallest that both
+    Case2 and Case4 ran (a profile whose grid skips 90 % and 10 %, e.g. demo's 100 % and 25 %)."""
+    if key != "train_fraction":
+        return values
+    have = [{float(m[key]) for _, m, _ in found if _case(m) == c and m.get(key) is not None} for c in ("case2", "case4")]
+    if any(any(_same(v, w) for v in have[0] | have[1]) for w in values) or not (have[0] & have[1]):
+        return values
+    both = sorted(have[0] & have[1])
+    return tuple(dict.fromkeys((both[-1], both[0])))
+
+
+def find_runs(reports_dir: str | Path, profile: str | None = None, seed: int | None = None
+              ) -> tuple[list[dict[str, Any]], list[str]]:
+    """The finished runs of :data:`COMPARISONS` under ``reports_dir`` (those with a ``model.pt``).
+
+    Args:
+        reports_dir: a batch's report folder or ``runs/``; searched recursively.
+        profile: keep runs of this profile only (None: any).
+        seed: keep runs of this seed (None: the smallest seed found); among equal runs the newest.
+
+    Returns:
+        ``(runs, missing)``: one dict per comparison point found (``label``, ``case``,
+        ``setting``, ``value``, ``run_dir``, ``metrics``) and one sentence per point missing,
+        naming the command that makes it.
+    """
+    reports_dir = Path(reports_dir)
+    found = []
+    for path in sorted(reports_dir.rglob("metrics.json")) if reports_dir.is_dir() else []:
+        m = read_json(path)
+        if isinstance(m, dict) and (path.parent / "model.pt").is_file() and (profile is None or m.get("profile") == profile):
+            found.append((path.stat().st_mtime, m, path.parent))
+    runs, missing = [], []
+    for case, number, key, values, method in COMPARISONS:
+        wanted, values = values, _available(values, found, key, case)
+        if values != wanted:
+            missing.append(f"{case.capitalize()}: no run at {' or '.join(f'{v:g} %' for v in wanted)} of the training "
+                           f"set (not in this profile's grid); compared at {' and '.join(f'{v:g} %' for v in values)}")
+        for value in values:
+            hits = [(t, m, d) for t, m, d in found if _case(m) == case and _same(m.get(key), value)
+                    and (seed is None or m.get("seed") == seed)]
+            label = f"{case.capitalize()} ({method}), {_setting_text(key, value)}"
+            if not hits:
+                flag = f"--rates {value}" if key == "sampling_rate" else f"--fractions {value:g}"
+                missing.append(f"{label}: no finished run under {reports_dir}; make it with "
+                               f"`python -m pe_utils batch --profile {profile or 'demo'} --cases {number} {flag}`")
+                continue
+            low = min(m.get("seed", 0) for _, m, _ in hits)
+            _, m, d = max((h for h in hits if h[1].get("seed", 0) == low), key=lambda h: h[0])
+            runs.append({"label": label, "case": case, "setting": key, "value": value, "run_dir": d, "metrics": m})
+    return runs, missing
+
+
+def load_run_model(run_dir: str | Path) -> torch.nn.Module:
+    """A run's classifier from ``metrics.json`` (``arch``) and ``model.pt`` (weights_only), in eval mode.
+
+    The structure is read off the weights: the input channels from ``conv1``, and a projection
+    head's first layer kept in the backbone (Case3 with ``keep_head_layers=1``) from ``fc``.
+
+    Raises:
+        FileNotFoundError: no ``model.pt`` or ``metrics.json``; ValueError: weights that do not fit.
+    """
+    run_dir = Path(run_dir)
+    m = read_json(run_dir / "metrics.json")
+    if not isinstance(m, dict) or not (run_dir / "model.pt").is_file():
+        raise FileNotFoundError(f"{run_dir}: needs metrics.json and model.pt (a finished run)")
+    state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
+    state = state.get("model", state) if isinstance(state.get("model"), dict) else state
+    model = build_classifier(m["arch"], in_channels=int(state["backbone.conv1.weight"].shape[1]))
+    if "backbone.fc.0.weight" in state:  # keep_head_layers=1: fc1 + ReLU in the ResNet's fc slot
+        hidden, features = state["backbone.fc.0.weight"].shape
+        model.backbone.fc = torch.nn.Sequential(torch.nn.Linear(features, hidden), torch.nn.ReLU())
+        model.head, model.num_features = make_head(hidden), hidden
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def _masks_at(masks: np.ndarray | None, rows: np.ndarray, size: int) -> np.ndarray | None:
+    """Masks of cache rows at the network's input side: clot where any cache pixel under it is."""
+    if masks is None:
+        return None
+    m = torch.as_tensor(np.ascontiguousarray(masks[rows]), dtype=torch.float32)[:, None]
+    if tuple(m.shape[-2:]) != (size, size):
+        mode = "area" if size <= min(m.shape[-2:]) else "nearest"
+        m = nnf.interpolate(m, size=(size, size), mode=mode)
+    return (m[:, 0] > 0).numpy()
+
+
+def run_test_set(run: dict, profile: str, cache_dir: str | Path | None = None,
+                test_cache_dir: str | Path | None = None) -> dict[str, Any]:
+    """The run's test set: cache rows, labels, masks (None without them) and the input size.
+
+    Case1/Case3: ``cache_dir`` split at the run's rate and seed, as the run split it. Case2/Case4:
+    every slice of the separate test cache (``test_cache_dir``, default the phantom's
+    :func:`pe_utils.data.dataset2.prepare_dataset2`). The input size is the run's ``image_size``
+    when recorded, else the profile's Case1 size (Case3 fine-tunes at Case1's).
+    """
+    from ..data.defaults import prepare_cache
+
+    m = run["metrics"]
+    section = "case1" if run["case"] in ("case1", "case3") else "case2"
+    size = int(m.get("image_size") or resolve(section, profile)["image_size"])
+    if run["case"] in ("case1", "case3"):
+        cache = load_cache(prepare_cache(profile, cache_dir, progress=False))
+        rows = np.flatnonzero(case1_split(cache.index, m["sampling_rate"], seed=int(m["seed"])) == "test")
+    else:
+        from ..data.dataset2 import prepare_dataset2
+
+        given = test_cache_dir or m.get("test_cache_dir")
+        test_dir = given if given else prepare_dataset2(profile, progress=False)[1]
+        cache = load_cache(test_dir)
+        rows = np.arange(len(cache.index))
+    labels = cache.index.pe_present_on_image.to_numpy()[rows]
+    return {"cache": cache, "rows": rows, "labels": labels, "size": size,
+            "masks": _masks_at(getattr(cache, "masks", None), rows, size)}
+
+
+def show_slices(labels: np.ndarray, n: int = 2) -> np.ndarray:
+    """Positions (in a test set) of ``n`` slices with an embolus and ``n`` without, spread evenly."""
+    out = []
+    for value in (1, 0):
+        where = np.flatnonzero(labels == value)
+        out += [int(where[i]) for i in np.linspace(0, len(where) - 1, min(n, len(where))).round().astype(int)] if len(where) else []
+    return np.array(out, dtype=int)
+
+
+def localisation_study(run: dict, test: dict, show: np.ndarray, dilate_px: int = 2,
+                       batch_size: int = 64) -> dict[str, Any]:
+    """Grad-CAM of the run's model on every positive test slice (scored) and on ``show``.
+
+    Returns:
+        ``{"scores": localisation_scores(...) plus the run's identity and figures, or None
+        without masks, "maps": (len(show), H, W), "images": (len(show), H, W), "probs"}``.
+    """
+    model = load_run_model(run["run_dir"])
+    rows = test["rows"]
+    positive = np.flatnonzero(test["labels"] == 1)
+    wanted = np.unique(np.concatenate([positive, show]) if test["masks"] is not None else np.asarray(show, int))
+    x = network_inputs(test["cache"].images[rows[wanted]], test["size"])
+    with grad_cam(model) as cam:
+        maps = cam(x, batch_size=batch_size)
+    with torch.no_grad():
+        probs = torch.sigmoid(model(x[np.searchsorted(wanted, show)])).numpy() if len(show) else np.zeros(0)
+    at = {int(w): i for i, w in enumerate(wanted)}
+    m = run["metrics"]
+    scores = None
+    if test["masks"] is not None:
+        scores = localisation_scores(maps[[at[int(p)] for p in positive]], test["masks"][positive], dilate_px)
+        scores.update({"model": run["label"], "case": run["case"], run["setting"]: run["value"],
+                       "seed": m.get("seed"), "run": str(run["run_dir"]), "auc": m.get("auc"),
+                       "oracle_workload_pct": m.get("oracle_workload_pct"),
+                       "practical_workload_pct": m.get("practical_workload_pct"),
+                       "cam_grid": f"{max(1, test['size'] // 32)}x{max(1, test['size'] // 32)}"})
+    pick = [at[int(s)] for s in show]
+    return {"scores": scores, "maps": maps[pick], "images": x[np.searchsorted(wanted, show), 0].numpy(),
+            "probs": probs, "masks": None if test["masks"] is None else test["masks"][show]}
+
+
+def localisation_table(scores: list[dict]) -> pd.DataFrame:
+    """One row per model: energy in the dilated mask, its chance level, the pointing rate, n."""
+    cols = ["model", "energy_mean", "energy_chance", "pointing_rate", "n", "cam_grid", "auc"]
+    return pd.DataFrame([s for s in scores if s], columns=cols)
+
+
+def _dataset1(folder: Path) -> bool:
+    """A pretraining run on Dataset1 (Case3's), not Case4's on Dataset2."""
+    m = read_json(folder / "metrics.json") if (folder / "metrics.json").is_file() else None
+    return not isinstance(m, dict) or m.get("dataset") in (None, "dataset1")
+
+
+def explain_inputs(profile: str, reports_dir: str | Path | None = None,
+                   pretrain_dir: str | Path | None = None) -> tuple[Path, Path | None, str]:
+    """Where notebook 06 reads: the report folder and the pretraining run, and a sentence.
+
+    ``reports_dir`` None: ``reports/<profile>`` when it holds runs, else ``runs/`` (notebooks
+    run by hand). ``pretrain_dir`` None: the newest folder holding ``simclr.pt`` under it.
+    """
+    from ..paths import project_root
+
+    if reports_dir is None:
+        candidates = [project_root() / "reports" / profile, project_root() / "runs"]
+        reports_dir = next((c for c in candidates if c.is_dir() and any(c.rglob("metrics.json"))), candidates[0])
+    reports_dir = Path(reports_dir)
+    if pretrain_dir is None:
+        found = sorted((p for p in reports_dir.rglob("simclr.pt") if _dataset1(p.parent)),
+                       key=lambda p: p.stat().st_mtime) if reports_dir.is_dir() else []
+        pretrain_dir = found[-1].parent if found else None
+    if pretrain_dir is not None and not (Path(pretrain_dir) / "simclr.pt").is_file():
+        pretrain_dir = None
+    note = (f"runs from {reports_dir}; pretraining run {pretrain_dir}" if pretrain_dir else
+            f"runs from {reports_dir}; no pretraining run (no simclr.pt) there: run notebook 02_case3_pretrain "
+            f"(`python -m pe_utils batch --profile {profile} --cases 02`) for part 1")
+    return reports_dir, (Path(pretrain_dir) if pretrain_dir else None), note
+
+
+def gradcam_comparison(runs: list[dict], cases: tuple[str, ...], profile: str, cache_dir=None, test_cache_dir=None,
+                       dilate_px: int = 2) -> tuple[dict[str, Any] | None, list[dict], str | None]:
+    """Grad-CAM of the runs of ``cases`` (one comparison: Case1 vs Case3, or Case2 vs Case4).
+
+    The figure's slices (two with an embolus, two without, :func:`show_slices`) are the same
+    for every model when their test sets share such slices (the same cache rows), else each
+    model shows its own. Every positive test slice of each model is scored.
+
+    Returns:
+        ``(panels, scores, note)``: the arguments of :func:`pe_utils.gradcam_grid` (None when no
+        run), the scores per model (empty without masks) and a note (None when all was scored).
+    """
+    members = [r for r in runs if r["case"] in cases]
+    if not members:
+        return None, [], f"no run of {' or '.join(cases)}"
+    tests = [run_test_set(r, profile, cache_dir, test_cache_dir) for r in members]
+    shared = set(tests[0]["rows"].tolist()).intersection(*[t["rows"].tolist() for t in tests[1:]])
+    common = np.array(sorted(shared), dtype=int)
+    labels = tests[0]["cache"].index.pe_present_on_image.to_numpy()
+    picked = common[show_slices(labels[common])] if len(common) else np.zeros(0, int)
+    same = len(picked) == len(show_slices(tests[0]["labels"]))
+    out, shown = [], []
+    for run, test in zip(members, tests):
+        show = np.searchsorted(test["rows"], picked) if same else show_slices(test["labels"])
+        out.append(localisation_study(run, test, show, dilate_px))
+        shown.append(test["labels"][show])
+    panels = {"images": [o["images"] for o in out], "maps": [o["maps"] for o in out],
+              "masks": None if tests[0]["masks"] is None else [o["masks"] for o in out],
+              "col_titles": [r["label"] for r in members],
+              "row_titles": [f"slice {i + 1}: " + ("embolus" if v == 1 else "no embolus") for i, v in enumerate(shown[0])],
+              "captions": [[f"p = {p:.2f}" for p in o["probs"]] for o in out]}
+    note = None if tests[0]["masks"] is not None else ("the cache has no clot masks (real data, or a cache made before "
+                                                       "masks existed): the maps are shown, not scored")
+    if not same:
+        note = (note + "; " if note else "") + "the models' test sets share no such slices: each shows its own"
+    return panels, [o["scores"] for o in out if o["scores"]], note
