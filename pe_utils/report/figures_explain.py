@@ -137,21 +137,26 @@ def gradcam_grid(images: Sequence[np.ndarray], maps: Sequence[np.ndarray], masks
     return fig
 
 
-def localisation_summary(reports_dir: str | Path) -> pd.DataFrame | str:
+def localisation_summary(reports_dir: str | Path):
     """Notebook 06's localisation rows under ``reports_dir`` beside each model's AUC and workload.
 
     Returns:
-        A table (one row per model of the newest 06 run), or a sentence saying why there is none.
+        A table (one row per model of the newest 06 run), or a ``Markdown`` sentence saying why
+        there is none; either shows with ``display``.
     """
+    from IPython.display import Markdown
+
     from .schema import read_metrics
 
-    runs = read_metrics(reports_dir, notebook="06_explain")
+    runs = read_metrics(reports_dir, notebook="06_explain") if Path(reports_dir).is_dir() else pd.DataFrame()
     if not len(runs):
-        return f"No notebook 06 run under {reports_dir}: run notebook 06_explain (the batch's --cases 06)."
-    rows = runs.sort_values("path").iloc[-1].get("localisation")
+        return Markdown(f"No notebook 06 run under `{reports_dir}`: run `06_explain` (the batch's `--cases 06`).")
+    last = runs.sort_values("path").iloc[-1]
+    rows = last.get("localisation")
     if not isinstance(rows, list) or not rows:
-        return "Notebook 06 scored no map: " + str(runs.iloc[-1].get("localisation_note") or "no model or no masks.")
+        return Markdown("Notebook 06 scored no Grad-CAM map: " + str(last.get("localisation_note") or "no model."))
     table = pd.DataFrame(rows)
-    keep = ["model", "energy_mean", "energy_chance", "pointing_rate", "n", "auc", "oracle_workload_pct",
-            "practical_workload_pct"]
-    return table[[k for k in keep if k in table]].round(3)
+    names = {"model": "model", "energy_mean": "energy on the clot", "energy_chance": "chance level (flat map)",
+             "pointing_rate": "pointing rate", "n": "positive test slices", "auc": "AUC",
+             "oracle_workload_pct": "workload % (oracle)", "practical_workload_pct": "workload % (validation)"}
+    return table[[k for k in names if k in table]].rename(columns=names).round(3)
