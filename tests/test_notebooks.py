@@ -52,3 +52,28 @@ def test_smoke_batch_reports_are_offline_html(smoke_batch):
     index = (out / "index.html").read_text()
     for name in ("00_preprocessing", "01_case1_supervised", "07_summary"):
         assert name in index
+
+
+def test_smoke_batch_runs_cases_2_and_4_paired_by_seed(smoke_batch):
+    from pe_utils.report.schema import CASE2_REQUIRED, read_metrics
+
+    out, _ = smoke_batch
+    runs = read_metrics(out)
+    pretrain = runs[(runs.notebook == "02_case3_pretrain") & (runs.case == "case4")]
+    assert list(pretrain.dataset) == ["dataset2"], "notebook 02 ran on Dataset2 for Case4"
+    c24 = runs[runs.notebook.isin(["04_case2_supervised", "05_case4_contrastive"])]
+    for key in CASE2_REQUIRED:
+        assert c24[key].notna().all() or key in ("experiment", "exam_auc_max", "exam_auc_topk"), key
+    assert (c24.threshold_source == "validation_youden").all()
+    assert c24.auc.between(0, 1).all() and c24.threshold.between(0, 1).all()
+    default = c24[c24.experiment.isna()]
+    grid = sorted(zip(default.case, default.train_fraction, default.seed))
+    assert grid == [(c, f, 0) for c in ("case2", "case4") for f in (25.0, 100.0)]
+    assert (default[default.case == "case4"].pretrained_from.str.contains("02_case4_pretrain")).all()
+    # the same seed gives both cases the same data: training, re-sampled, validation and test sizes
+    sizes = default.set_index(["case", "train_fraction"])[["n_train", "n_train_resampled", "n_val", "n_test"]]
+    assert sizes.loc["case2"].equals(sizes.loc["case4"])
+    assert sizes.loc[("case2", 25.0), "n_train"] < sizes.loc[("case2", 100.0), "n_train"]
+    ablation = c24[c24.experiment.notna()].set_index("experiment")
+    assert ablation.loc[1, "dataset"] == "dataset1" and ablation.loc[11, "dataset"] == "dataset2"
+    assert ablation.loc[1, "optimizer"] == "sgd" and ablation.loc[11, "sampling"] == "resample"
