@@ -158,8 +158,8 @@ def pretrain_checkpoints(pretrain_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def embedding_study(checkpoints: list[dict], rows: np.ndarray, n_views: int = 20, seed: int = 0,
-                    methods: tuple[str, ...] = ("tsne", "umap")) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Views of ``rows`` through every checkpoint and layer: the measures and the 2-D maps.
+                    methods: tuple[str, ...] = ("tsne", "umap"), device="cpu") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Views of ``rows`` through every checkpoint and layer (on ``device``): the measures and the 2-D maps.
 
     Returns:
         ``(scores, coords)``: one row per (checkpoint, layer) with ``silhouette``,
@@ -169,7 +169,7 @@ def embedding_study(checkpoints: list[dict], rows: np.ndarray, n_views: int = 20
     scores, coords = [], []
     for ck in checkpoints:
         x, groups = augmented_views(network_inputs(rows, ck["image_size"]), n_views, seed)
-        for layer, feats in representations(ck["model"], x).items():
+        for layer, feats in representations(ck["model"], x, device=device).items():
             s = clustering_scores(feats, groups)
             scores.append({"checkpoint": ck["checkpoint"], "epochs": ck["epochs"], "layer": layer,
                            "silhouette": s["silhouette"], "knn_accuracy": s["knn_accuracy"],
@@ -181,15 +181,15 @@ def embedding_study(checkpoints: list[dict], rows: np.ndarray, n_views: int = 20
     return pd.DataFrame(scores), pd.concat(coords, ignore_index=True) if coords else pd.DataFrame()
 
 
-def _features(ck: dict, images: np.ndarray, ids: np.ndarray, chunk: int = 2048) -> dict[str, np.ndarray]:
+def _features(ck: dict, images: np.ndarray, ids: np.ndarray, device="cpu", chunk: int = 2048) -> dict[str, np.ndarray]:
     """Every layer's features of cache rows ``ids``, a chunk at a time (a float copy of a
     whole thesis-size split would take gigabytes)."""
-    parts = [representations(ck["model"], network_inputs(images[ids[i:i + chunk]], ck["image_size"]))
+    parts = [representations(ck["model"], network_inputs(images[ids[i:i + chunk]], ck["image_size"]), device=device)
              for i in range(0, len(ids), chunk)]
     return {layer: np.concatenate([p[layer] for p in parts]) for layer in parts[0]} if parts else {}
 
 
-def probe_study(checkpoints: list[dict], data, seed: int = 0) -> pd.DataFrame:
+def probe_study(checkpoints: list[dict], data, seed: int = 0, device="cpu") -> pd.DataFrame:
     """Linear-probe test AUC per (checkpoint, layer) on Case1's split (``data``:
     :func:`pe_utils.case1_data`): frozen features of its training slices, its test slices.
 
@@ -200,7 +200,7 @@ def probe_study(checkpoints: list[dict], data, seed: int = 0) -> pd.DataFrame:
     images = load_cache(data.cache_dir).images
     out = []
     for ck in checkpoints:
-        feats = {name: _features(ck, images, data.ids[name]) for name in ("train", "test")}
+        feats = {name: _features(ck, images, data.ids[name], device) for name in ("train", "test")}
         y = {name: data.labels[data.ids[name]] for name in ("train", "test")}
         for layer in feats["train"]:
             out.append({"checkpoint": ck["checkpoint"], "epochs": ck["epochs"], "layer": layer,

@@ -188,14 +188,14 @@ def show_slices(labels: np.ndarray, n: int = 2) -> np.ndarray:
 
 
 def localisation_study(run: dict, test: dict, show: np.ndarray, dilate_px: int = 2,
-                       batch_size: int = 64) -> dict[str, Any]:
+                       batch_size: int = 64, device="cpu") -> dict[str, Any]:
     """Grad-CAM of the run's model on every positive test slice (scored) and on ``show``.
 
     Returns:
         ``{"scores": localisation_scores(...) plus the run's identity and figures, or None
         without masks, "maps": (len(show), H, W), "images": (len(show), H, W), "probs"}``.
     """
-    model = load_run_model(run["run_dir"])
+    model = load_run_model(run["run_dir"]).to(device)
     rows = test["rows"]
     positive = np.flatnonzero(test["labels"] == 1)
     wanted = np.unique(np.concatenate([positive, show]) if test["masks"] is not None else np.asarray(show, int))
@@ -203,7 +203,7 @@ def localisation_study(run: dict, test: dict, show: np.ndarray, dilate_px: int =
     with grad_cam(model) as cam:
         maps = cam(x, batch_size=batch_size)
     with torch.no_grad():
-        probs = torch.sigmoid(model(x[np.searchsorted(wanted, show)])).numpy() if len(show) else np.zeros(0)
+        probs = torch.sigmoid(model(x[np.searchsorted(wanted, show)].to(device))).cpu().numpy() if len(show) else np.zeros(0)
     at = {int(w): i for i, w in enumerate(wanted)}
     m = run["metrics"]
     scores = None
@@ -257,7 +257,7 @@ def explain_inputs(profile: str, reports_dir: str | Path | None = None,
 
 
 def gradcam_comparison(runs: list[dict], cases: tuple[str, ...], profile: str, cache_dir=None, test_cache_dir=None,
-                       dilate_px: int = 2) -> tuple[dict[str, Any] | None, list[dict], str | None]:
+                       dilate_px: int = 2, device="cpu") -> tuple[dict[str, Any] | None, list[dict], str | None]:
     """Grad-CAM of the runs of ``cases`` (one comparison: Case1 vs Case3, or Case2 vs Case4).
 
     The figure's slices (two with an embolus, two without, :func:`show_slices`) are the same
@@ -280,7 +280,7 @@ def gradcam_comparison(runs: list[dict], cases: tuple[str, ...], profile: str, c
     out, shown = [], []
     for run, test in zip(members, tests):
         show = np.searchsorted(test["rows"], picked) if same else show_slices(test["labels"])
-        out.append(localisation_study(run, test, show, dilate_px))
+        out.append(localisation_study(run, test, show, dilate_px, device=device))
         shown.append(test["labels"][show])
     panels = {"images": [o["images"] for o in out], "maps": [o["maps"] for o in out],
               "masks": None if tests[0]["masks"] is None else [o["masks"] for o in out],

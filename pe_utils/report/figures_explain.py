@@ -131,7 +131,9 @@ def gradcam_grid(images: Sequence[np.ndarray], maps: Sequence[np.ndarray], masks
                     start=0.5, end=0.5, size=1, coloring="lines"), line=dict(color="#00ff00", width=2),
                     showscale=False, hoverinfo="skip", name="clot"), row=r + 1, col=c + 1)
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed", scaleanchor="x")
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed")
+    for i in range(1, n_rows * n_cols + 1):  # square pixels: each panel's y axis follows its own x axis
+        fig.layout[f"yaxis{i if i > 1 else ''}"].scaleanchor = f"x{i if i > 1 else ''}"
     fig.update_layout(title=title + (" (green: the true clot)" if masks is not None else ""),
                       height=tile_px * max(1, n_rows) + 140, width=max(480, tile_px * n_cols + 160))
     return fig
