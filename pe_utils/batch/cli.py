@@ -68,7 +68,7 @@ from .console import show, summary, warn_kernel
 from .expand import NARROWING_FLAGS, plan_runs
 from .index_page import write_index
 from .plan import PlanError, Run, find_plan, load_plan, plan_root
-from .prepare import data_paths, prepare_data
+from .prepare import data_paths, prepare_data, prepare_dataset2_data
 from .run import Executor, execute, raise_interrupt
 from .state import index_rows
 
@@ -204,6 +204,13 @@ def main(argv: list[str] | None = None) -> int:
             selected, batch = make_plan()   # the keys hash the cache's settings, now written
             if args.only is not None:
                 batch = [batch[args.only]]
+        given = {k for k, _ in args.parameter}
+        if any(r.entry.reads_dataset2 for r in batch) and not {"cache_dir", "test_cache_dir"} & given:
+            try:   # Cases 2 and 4 read the profile's Dataset2 phantom: made once, before their runs
+                prepare_dataset2_data(args.profile)
+            except Exception as exc:
+                print(f"error: preparing Dataset2 failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                return 1
         outcome = execute(batch, out, executor, _devices(args.devices), force=args.force,
                           on_finish=lambda: write_index(out, index_rows(out, selected)))
     except KeyboardInterrupt:

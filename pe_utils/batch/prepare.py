@@ -64,3 +64,13 @@ def prepare_data(args, cache_dir: Path, rsna_root: Path | None) -> None:
             echo(f"preprocessing {rsna_root} -> {cache_dir}")
         prepare_cache(args.profile, cache_dir if rsna_root is not None else None, rsna_root,
                       manifest=args.manifest)
+
+
+def prepare_dataset2_data(profile: str) -> None:
+    """Make the profile's Dataset2 phantom and test set (Cases 2 and 4) once, under a lock, before
+    their runs start (job-array tasks would otherwise generate it concurrently)."""
+    from ..data.dataset2 import dataset2_folder, ensure_dataset2
+
+    folder = dataset2_folder(profile)
+    with locked(folder.parent / f".{folder.name}.lock"):
+        ensure_dataset2(profile)
