@@ -211,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:
                 print(f"error: preparing Dataset2 failed: {type(exc).__name__}: {exc}", file=sys.stderr)
                 return 1
+            selected, batch = make_plan()   # their keys hash Dataset2's cache, now written
+            if args.only is not None:
+                batch = [batch[args.only]]
         outcome = execute(batch, out, executor, _devices(args.devices), force=args.force,
                           on_finish=lambda: write_index(out, index_rows(out, selected)))
     except KeyboardInterrupt:

@@ -47,6 +47,13 @@ def _rel(path: Path, workdir: Path) -> str:
         return str(path)
 
 
+def _dataset2_cache(profile: str) -> Path:
+    """The Dataset2 cache a Case2/Case4 run reads by default: its settings enter the run's key."""
+    from ..data.dataset2 import dataset2_folder
+
+    return dataset2_folder(profile) / "cache"
+
+
 def _matches(entry: Entry, token: str) -> bool:
     return token in (entry.name, entry.case, entry.path.stem) or entry.name.startswith(f"{token}_")
 
@@ -168,7 +175,7 @@ def plan_runs(entries: list[Entry], *, out: Path, workdir: Path, profile: str,
         # enter through their tokens, see pe_utils.batch.state.stale_reason)
         identity = {k: v for k, v in params.items()
                     if k not in ("output_dir", "reports_dir") and k not in entry.inputs}
-        run.key = run_key(identity, entry.path, cache_dir)
+        run.key = run_key(identity, entry.path, _dataset2_cache(profile) if entry.reads_dataset2 else cache_dir)
     batch = [r for r in selected if stage is None or r.stage == stage]
     for i, run in enumerate(batch):
         run.index = i
