@@ -194,3 +194,16 @@ def test_train_fraction_is_a_percentage():
         fraction_of(0)
     with pytest.raises(ValueError, match="percentage"):
         fraction_of(150)
+
+
+def test_the_thesis_profile_asks_for_the_thesis_counts():
+    from pe_utils.data.dataset2 import dataset2_specs
+
+    train, test = dataset2_specs("thesis")
+    assert (train["n_images"], train["n_positive"], train["tolerance"]["n_images_rel"]) == (19946, 3068, 0.005)
+    assert (test["n_images"], test["n_positive"]) == (455, 146)
+    assert test["partial"] == {"max_positive_per_patient": 20, "max_negative_per_patient": 20}
+    assert PROFILES["thesis"]["data2"]["seed"] not in (PROFILES["thesis"]["data"]["seed"],
+                                                       PROFILES["thesis"]["data2"]["test_seed"])
+    smoke_train, _ = dataset2_specs("smoke")
+    assert smoke_train["n_images"] == PROFILES["smoke"]["data2"]["n_images"] != 19946
