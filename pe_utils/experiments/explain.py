@@ -105,6 +105,9 @@ def probe_slices(cache, seed: int = 0, unseen_cache=None, n_unseen: int = 3) -> 
     """
     cache = load_cache(cache) if isinstance(cache, (str, Path)) else cache
     series = list(dict.fromkeys(cache.index.SeriesInstanceUID))
+    positive = set(cache.index.SeriesInstanceUID[cache.index.pe_present_on_image == 1])
+    series = [s for s in series if s in positive][:1] + [s for s in series if s not in positive][:1] + series
+    series = list(dict.fromkeys(series))  # a positive series first (its slice with a clot), then a negative one
     seen = _pick(cache.index, series[:1], positive_first=True)
     rows, sources = [np.array(cache.images[seen])], ["pretraining set"]
     parts = [cache.index.iloc[seen]]
