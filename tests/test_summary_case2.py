@@ -32,6 +32,7 @@ def _runs():
     rows += [_run("case2", 66.66, 0, 0.70), _run("case4", 66.66, 0, 0.75)]
     rows += [_run("case2", 5, 0, 0.6)]                                                # no Case4 partner
     rows += [dict(notebook="01_case1_supervised", sampling_rate="1/2", seed=0, auc=0.9)]
+    rows += [dict(notebook="02_case3_pretrain", case="case4", dataset="dataset2", seed=0, epochs=2)]  # Case4's pretraining
     return pd.DataFrame(rows)
 
 
@@ -48,7 +49,8 @@ def test_case24_runs_keeps_cases_2_and_4_named_and_sorted():
     assert runs.experiment.isna().all()
     assert case24_runs(pd.DataFrame([dict(notebook="00_preprocessing")])).empty
     with pytest.raises(ValueError, match="train_fraction"):
-        case24_runs(pd.DataFrame([dict(case="case2", seed=0, auc=0.8, path="x/metrics.json")]))
+        case24_runs(pd.DataFrame([dict(notebook="04_case2_supervised", case="case2", seed=0, auc=0.8,
+                                        path="x/metrics.json")]))
 
 
 def test_fraction_summary_intervals_by_hand():

@@ -21,6 +21,9 @@ from ..evaluate.intervals import mean_interval
 
 #: case key of metrics.json -> method name of the tables (supervised first)
 CASES = {"case2": "supervised", "case4": "contrastive"}
+#: the notebooks whose runs are Case2/4 classifiers (Case4's pretraining, notebook 02 with
+#: ``case`` "case4", is not one: it has no training fraction)
+CASE_NOTEBOOKS = ("04_case2_supervised", "05_case4_contrastive")
 #: the ``--cases`` token of the batch that makes a case's runs (plan cases: notebook 04; Case4's
 #: pretraining on Dataset2, then notebook 05)
 CASE_COMMANDS = {"case2": "case2", "case4": "case4"}
@@ -55,7 +58,8 @@ THESIS_FRACTIONS = tuple(fraction_label(100 * f) for f in TRAIN_FRACTIONS)
 
 
 def case24_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """The Case2 and Case4 runs of ``runs`` (``pe_utils.read_metrics``), each named by its method.
+    """The Case2 and Case4 runs of ``runs`` (``pe_utils.read_metrics``), each named by its method:
+    rows of notebooks 04 and 05 (:data:`CASE_NOTEBOOKS`) with ``case`` "case2" or "case4".
 
     Returns:
         The kept rows plus ``method`` and ``fraction`` (:func:`fraction_label`), ``experiment``
@@ -65,9 +69,11 @@ def case24_runs(runs: pd.DataFrame) -> pd.DataFrame:
     Raises:
         ValueError: a Case2/4 run without ``train_fraction`` or ``seed`` (names the files).
     """
-    if "case" not in runs or not runs["case"].isin(list(CASES)).any():
+    mine = (runs["case"].isin(list(CASES)) & runs["notebook"].isin(CASE_NOTEBOOKS)
+            if {"case", "notebook"} <= set(runs.columns) else pd.Series(False, index=runs.index))
+    if not mine.any():
         return pd.DataFrame(columns=["case", "method", "fraction", "seed", "experiment", *METRICS])
-    kept = runs[runs["case"].isin(list(CASES))].copy()
+    kept = runs[mine].copy()
     for key in ("train_fraction", "seed"):
         bad = kept[kept[key].isna()] if key in kept else kept
         if len(bad):
