@@ -47,6 +47,8 @@ def test_case24_runs_keeps_cases_2_and_4_named_and_sorted():
     assert list(runs.method[:5]) == ["supervised"] * 5
     assert list(runs.fraction[:5]) == ["100", "100", "100", "66.66", "5"]
     assert runs.experiment.isna().all()
+    assert set(runs.configuration) == {"default"}
+    assert case24_runs(pd.DataFrame([_run("case2", 100, 0, 0.8, experiment=11)])).configuration[0] == "experiment 11"
     assert case24_runs(pd.DataFrame([dict(notebook="00_preprocessing")])).empty
     with pytest.raises(ValueError, match="train_fraction"):
         case24_runs(pd.DataFrame([dict(notebook="04_case2_supervised", case="case2", seed=0, auc=0.8,

@@ -63,7 +63,8 @@ def case24_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         The kept rows plus ``method`` and ``fraction`` (:func:`fraction_label`), ``experiment``
-        as a nullable integer (<NA>: the default configuration), sorted by method, fraction (largest
+        as a nullable integer (<NA>: the default configuration) and ``configuration`` in words
+        (``"default"``, ``"experiment 11"``), sorted by method, fraction (largest
         first), experiment and seed. Empty (with those columns) when there is none.
 
     Raises:
@@ -83,6 +84,7 @@ def case24_runs(runs: pd.DataFrame) -> pd.DataFrame:
     kept["fraction"] = kept["train_fraction"].map(fraction_label)
     kept["experiment"] = pd.to_numeric(kept.get("experiment", pd.Series(np.nan, index=kept.index)),
                                        errors="coerce").round().astype("Int64")
+    kept["configuration"] = ["default" if pd.isna(e) else f"experiment {e}" for e in kept["experiment"]]
     oracle = kept["metrics_at_oracle"] if "metrics_at_oracle" in kept else pd.Series(None, index=kept.index)
     for m, key in ORACLE_METRICS.items():
         kept[m] = [d.get(key) if isinstance(d, dict) else None for d in oracle]
