@@ -77,3 +77,20 @@ def test_smoke_batch_runs_cases_2_and_4_paired_by_seed(smoke_batch):
     ablation = c24[c24.experiment.notna()].set_index("experiment")
     assert ablation.loc[1, "dataset"] == "dataset1" and ablation.loc[11, "dataset"] == "dataset2"
     assert ablation.loc[1, "optimizer"] == "sgd" and ablation.loc[11, "sampling"] == "resample"
+
+
+def test_smoke_batch_summary_sets_cases_2_and_4_beside_the_thesis(smoke_batch):
+    import nbformat
+
+    out, _ = smoke_batch
+    nb = nbformat.read(out / "07_summary" / "07_summary.ipynb", as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
+    html = "\n".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    assert "Case2/Case4 run(s)" in text and "No supervised (Case2) run" not in text
+    assert "0.8613" in text and "(n=1)" in text                   # the thesis's Table 6.4 beside ours (one seed)
+    assert "cannot tell apart from one seed" in text               # the smoke grid's single seed, said so
+    assert "0.92676" in text                                       # Table 6.3's experiment 11
+    assert "experiments without a run here: 2-10, 12-13" in text   # the smoke ablation runs 1 and 11
+    assert ">nan<" not in html.lower() and "&lt;NA&gt;" not in html
