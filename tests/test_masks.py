@@ -59,6 +59,16 @@ def test_phantom_writes_one_mask_file_per_series_agreeing_with_train_csv(synth_r
     assert (ds.Rows, ds.Columns) == masks.shape  # the DICOM's own pixel grid
 
 
+def test_a_regenerated_phantom_replaces_its_old_masks(tmp_path):
+    from pe_utils.phantom.synthetic import generate
+
+    for seed in (0, 1):
+        generate(tmp_path, patients=2, slices_per_patient=4, positive_fraction=0.5, seed=seed)
+    train = pd.read_csv(tmp_path / "train.csv", dtype=str)
+    files = sorted((tmp_path / MASKS_DIR).rglob("*.npz"))
+    assert sorted(f.stem for f in files) == sorted(train["SeriesInstanceUID"].unique())
+
+
 def test_masks_leave_the_dicom_bytes_of_the_committed_manifest(tmp_path):
     """Two demo patients written again (with their masks) verify against
     data_manifest/synthetic_demo.csv: the masks did not touch the DICOM files."""
@@ -140,6 +150,34 @@ def test_resumed_run_gives_the_same_masks(synth_root, smoke_cache, tmp_path):
     assert result.resumed_chunks == 3
     assert (out / "masks.npy").read_bytes() == (smoke_cache / "masks.npy").read_bytes()
     assert (out / "images.npy").read_bytes() == (smoke_cache / "images.npy").read_bytes()
+
+
+def test_masks_survive_a_sigkill_and_two_workers(synth_root, smoke_cache, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "cache"
+    args = [sys.executable, "-m", "pe_utils", "preprocess", "--rsna-root", str(synth_root),
+            "--out", str(out), "--size", "64", "--chunk-size", "4", "--no-progress"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(args + ["--workers", "1"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list((out / "progress").glob("chunk_*.json"))) >= 3:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    if (out / "settings.json").exists():
+        pytest.skip("the run finished before it could be killed")
+    resumed = subprocess.run(args + ["--workers", "2"], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (out / "masks.npy").read_bytes() == (smoke_cache / "masks.npy").read_bytes()
 
 
 # ----------------------------------------------------------------------------- no masks
