@@ -7,7 +7,9 @@ Each ``.dcm`` file under the root (:mod:`pe_utils.data.sources`) is read to HU, 
 (thesis 4.1.1), converted to gray (or kept as the three window channels)
 (:mod:`pe_utils.data.dicom`, :mod:`pe_utils.data.windows`), resized to ``size`` x ``size``
 (:mod:`pe_utils.data.resize`) and stored as uint8 in the cache folder described in
-:mod:`pe_utils.data.cache`. The work runs in resumable chunks (:mod:`pe_utils.data.chunks`):
+:mod:`pe_utils.data.cache`; a phantom's clot masks go beside the images at the same size,
+as ``masks.npy`` (:mod:`pe_utils.data.masks`; none for data without masks). The work runs in
+resumable chunks (:mod:`pe_utils.data.chunks`):
 a run that is killed resumes where it stopped, and a finished cache made with the same
 settings and files is detected and kept.
 

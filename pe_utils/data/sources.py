@@ -1,7 +1,8 @@
 """What a preprocessing run reads: the ``.dcm`` files under a root (or a manifest's), and labels.
 
-Files are found by walking the root (``train/`` and ``test/`` alike, hidden folders and the
-cache folder itself left out); other files are counted and ignored. A manifest restricts the
+Files are found by walking the root (``train/`` and ``test/`` alike, hidden folders, the
+cache folder itself and a phantom's clot masks, ``masks/`` with its ``masks.json``, left out:
+:mod:`pe_utils.data.masks` reads those); other files are counted and ignored. A manifest restricts the
 run to the files it lists, by path or by SOPInstanceUID. Labels come from ``<root>/train.csv``
 (RSNA's ``pe_present_on_image``), else from the manifest.
 """
