@@ -154,7 +154,7 @@ class Case2Data:
                 "validation": self.labels[self.ids["val"]], "test": self.test_labels}
         return pd.DataFrame({k: {"images": len(v), "positives": int(v.sum()),
                                  "% positive": 100 * float(v.mean()) if len(v) else float("nan")}
-                             for k, v in sets.items()}).T
+                             for k, v in sets.items()}).T.astype({"images": int, "positives": int})
 
 
 def _loader(images, labels, ids, cfg: dict, device, train: bool) -> DeviceLoader:
