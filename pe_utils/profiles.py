@@ -228,7 +228,8 @@ for _profile, _sections in _CASE2_SECTIONS.items():
 # choice: train and test sets of similar size), masks dilated by 2 px before scoring Grad-CAM (our
 # choice). The smoke profile draws t-SNE only: UMAP's first call compiles numba code (about 8 s
 # on an idle 2-core machine, the smoke run's largest cost); tests/test_embeddings.py covers UMAP.
-_EXPLAIN = dict(n_views=20, probe_rate="1/2", dilate_px=2, seed=0)
+# cam_layer: Grad-CAM on ResNet's last block, layer4, as the thesis (2x2 at 64 px); "layer3" doubles it.
+_EXPLAIN = dict(n_views=20, probe_rate="1/2", dilate_px=2, seed=0, cam_layer="layer4")
 for _profile, _reductions in (("smoke", ("tsne",)), ("demo", ("tsne", "umap")), ("thesis", ("tsne", "umap"))):
     PROFILES[_profile]["explain"] = dict(_EXPLAIN, reductions=_reductions)
 

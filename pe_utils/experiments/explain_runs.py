@@ -188,7 +188,7 @@ def show_slices(labels: np.ndarray, n: int = 2) -> np.ndarray:
 
 
 def localisation_study(run: dict, test: dict, show: np.ndarray, dilate_px: int = 2,
-                       batch_size: int = 64, device="cpu") -> dict[str, Any]:
+                       batch_size: int = 64, device="cpu", cam_layer: str = "layer4") -> dict[str, Any]:
     """Grad-CAM of the run's model on every positive test slice (scored) and on ``show``.
 
     Returns:
@@ -200,7 +200,10 @@ def localisation_study(run: dict, test: dict, show: np.ndarray, dilate_px: int =
     positive = np.flatnonzero(test["labels"] == 1)
     wanted = np.unique(np.concatenate([positive, show]) if test["masks"] is not None else np.asarray(show, int))
     x = network_inputs(test["cache"].images[rows[wanted]], test["size"])
-    with grad_cam(model) as cam:
+    if cam_layer not in ("layer4", "layer3"):
+        raise ValueError(f"cam_layer must be 'layer4' (the last block, the thesis's) or 'layer3', got {cam_layer!r}")
+    stride = {"layer4": 32, "layer3": 16}[cam_layer]
+    with grad_cam(model, getattr(model.backbone, cam_layer)[-1]) as cam:
         maps = cam(x, batch_size=batch_size)
     with torch.no_grad():
         probs = torch.sigmoid(model(x[np.searchsorted(wanted, show)].to(device))).cpu().numpy() if len(show) else np.zeros(0)
@@ -213,7 +216,7 @@ def localisation_study(run: dict, test: dict, show: np.ndarray, dilate_px: int =
                        "seed": m.get("seed"), "run": str(run["run_dir"]), "auc": m.get("auc"),
                        "oracle_workload_pct": m.get("oracle_workload_pct"),
                        "practical_workload_pct": m.get("practical_workload_pct"),
-                       "cam_grid": f"{max(1, test['size'] // 32)}x{max(1, test['size'] // 32)}"})
+                       "cam_layer": cam_layer, "cam_grid": f"{max(1, test['size'] // stride)}x{max(1, test['size'] // stride)}"})
     pick = [at[int(s)] for s in show]
     return {"scores": scores, "maps": maps[pick], "images": x[np.searchsorted(wanted, show), 0].numpy(),
             "probs": probs, "masks": None if test["masks"] is None else test["masks"][show]}
@@ -257,7 +260,8 @@ def explain_inputs(profile: str, reports_dir: str | Path | None = None,
 
 
 def gradcam_comparison(runs: list[dict], cases: tuple[str, ...], profile: str, cache_dir=None, test_cache_dir=None,
-                       dilate_px: int = 2, device="cpu") -> tuple[dict[str, Any] | None, list[dict], str | None]:
+                       dilate_px: int = 2, device="cpu", cam_layer: str = "layer4"
+                       ) -> tuple[dict[str, Any] | None, list[dict], str | None]:
     """Grad-CAM of the runs of ``cases`` (one comparison: Case1 vs Case3, or Case2 vs Case4).
 
     The figure's slices (two with an embolus, two without, :func:`show_slices`) are the same
@@ -280,7 +284,7 @@ def gradcam_comparison(runs: list[dict], cases: tuple[str, ...], profile: str, c
     out, shown = [], []
     for run, test in zip(members, tests):
         show = np.searchsorted(test["rows"], picked) if same else show_slices(test["labels"])
-        out.append(localisation_study(run, test, show, dilate_px, device=device))
+        out.append(localisation_study(run, test, show, dilate_px, device=device, cam_layer=cam_layer))
         shown.append(test["labels"][show])
     panels = {"images": [o["images"] for o in out], "maps": [o["maps"] for o in out],
               "masks": None if tests[0]["masks"] is None else [o["masks"] for o in out],
