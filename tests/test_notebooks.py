@@ -79,6 +79,28 @@ def test_smoke_batch_runs_cases_2_and_4_paired_by_seed(smoke_batch):
     assert ablation.loc[1, "optimizer"] == "sgd" and ablation.loc[11, "sampling"] == "resample"
 
 
+def test_smoke_batch_explains_every_layer_and_scores_every_model(smoke_batch):
+    from pe_utils.report.schema import read_metrics
+
+    out, _ = smoke_batch
+    runs = read_metrics(out, notebook="06_explain")
+    assert len(runs) == 1
+    run = runs.iloc[0]
+    assert [s["source"] for s in run.slices] == ["pretraining set"] + ["new phantom patient"] * 3
+    reps = run.representations
+    # before pretraining and after the smoke's 2 epochs, at the three layers
+    assert sorted((r["epochs"], r["layer"]) for r in reps) == [(e, l) for e in (0, 2) for l in ("encoder", "head1", "head2")]
+    for r in reps:
+        assert -1 <= r["silhouette"] <= 1 and 0 <= r["knn_accuracy"] <= 1, r
+        assert r["probe_auc"] is None or 0 <= r["probe_auc"] <= 1, r
+    # Case1/Case3 at 9/10 and 1/4, Case2/Case4 at the smoke grid's 100 % and 25 %, every one scored on its clots
+    models = sorted((s["case"], s.get("sampling_rate") or s.get("train_fraction")) for s in run.localisation)
+    assert models == sorted([(c, r) for c in ("case1", "case3") for r in ("9/10", "1/4")]
+                            + [(c, f) for c in ("case2", "case4") for f in (100.0, 25.0)])
+    for s in run.localisation:
+        assert s["n"] > 0 and 0 <= s["energy_mean"] <= 1 and 0 <= s["pointing_rate"] <= 1, s
+
+
 def test_smoke_batch_summary_sets_cases_2_and_4_beside_the_thesis(smoke_batch):
     import nbformat
 
