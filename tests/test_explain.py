@@ -39,7 +39,7 @@ def test_find_runs_picks_the_smallest_seed_then_the_newest_and_names_what_is_mis
     runs, missing = find_runs(tmp_path, "smoke")
     assert [(r["case"], r["value"], r["run_dir"]) for r in runs] == [("case1", "9/10", new)]
     assert any("Case1 (supervised), 1/4" in m and "--cases 01 --rates 1/4" in m for m in missing)
-    assert any("--cases 05 --fractions 10" in m for m in missing)
+    assert any("Case4 (contrastive), 10 %" in m and m.endswith("--cases 05`") for m in missing)
     assert len(missing) == 7
 
 

@@ -104,9 +104,10 @@ def find_runs(reports_dir: str | Path, profile: str | None = None, seed: int | N
                     and (seed is None or m.get("seed") == seed)]
             label = f"{case.capitalize()} ({method}), {_setting_text(key, value)}"
             if not hits:
-                flag = f"--rates {value}" if key == "sampling_rate" else f"--fractions {value:g}"
+                # a fraction outside the profile's grid would be refused by --fractions: the grid's own extremes stand in
+                flag = f" --rates {value}" if key == "sampling_rate" else ""
                 missing.append(f"{label}: no finished run under {reports_dir}; make it with "
-                               f"`python -m pe_utils batch --profile {profile or 'demo'} --cases {number} {flag}`")
+                               f"`python -m pe_utils batch --profile {profile or 'demo'} --cases {number}{flag}`")
                 continue
             low = min(m.get("seed", 0) for _, m, _ in hits)
             _, m, d = max((h for h in hits if h[1].get("seed", 0) == low), key=lambda h: h[0])
