@@ -141,6 +141,14 @@ def test_logit_target_on_a_zero_d_score():
     assert LogitTarget()(torch.tensor([1.5])).item() == 1.5
 
 
+def test_the_callable_refuses_to_run_after_exit(model):
+    with grad_cam(model) as cam:
+        pass
+    with pytest.raises(RuntimeError, match="exited"):
+        cam(torch.rand(1, 1, 64, 64))
+    assert _hooks(model) == 0
+
+
 def test_bad_input_shape_is_named(model):
     with grad_cam(model) as cam, pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         cam(torch.rand(1, 32, 32))

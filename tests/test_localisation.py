@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pe_utils.evaluate.localisation import (dilate_masks, energy_in_mask, localisation_scores,
-                                            pointing_game)
+                                            perfect_maps, pointing_game)
 
 
 def _mask(h=16, w=16, rows=slice(4, 8), cols=slice(4, 8)):
@@ -101,3 +101,41 @@ def test_bad_input_is_refused_with_the_shapes():
         pointing_game(-np.ones((1, 8, 8)), np.ones((1, 8, 8)))
     with pytest.raises(ValueError, match="dilate_px"):
         dilate_masks(np.ones((1, 4, 4)), -1)
+
+
+@pytest.mark.parametrize("grid", [2, 4, 5])
+def test_perfect_map_is_the_pooled_mask_upsampled_like_grad_cam(grid):
+    import cv2
+
+    mask = np.zeros((1, 64, 64), np.uint8)
+    mask[0, 20:23, 40:42] = 1
+    best = perfect_maps(mask, grid)
+    assert best.shape == (1, 64, 64) and best.dtype == np.float32
+    cells = np.zeros((grid, grid), np.float32)
+    for i in range(grid):
+        for j in range(grid):
+            rows = slice(int(np.floor(i * 64 / grid)), int(np.ceil((i + 1) * 64 / grid)))
+            cols = slice(int(np.floor(j * 64 / grid)), int(np.ceil((j + 1) * 64 / grid)))
+            cells[i, j] = mask[0, rows, cols].any()
+    assert cells.sum() >= 1
+    # pytorch-grad-cam upsamples with OpenCV's bilinear resize: the same map
+    np.testing.assert_allclose(best[0], cv2.resize(cells, (64, 64)), atol=1e-5)
+
+
+def test_perfect_maps_set_the_ceiling_and_a_2x2_grid_cannot_point():
+    mask = np.zeros((2, 64, 64), np.uint8)
+    mask[0, 24:27, 36:39] = 1
+    mask[1, 40:44, 20:23] = 1
+    flat = np.full((2, 64, 64), 0.5)
+    s4 = localisation_scores(flat, mask, dilate_px=2, grid=4)
+    assert s4["grid"] == 4 and s4["energy_perfect"] > 3 * s4["energy_chance"]
+    assert s4["energy_mean"] == pytest.approx(s4["energy_chance"])
+    exact = localisation_scores(flat, mask, dilate_px=0, grid=64)  # a map as fine as the mask
+    assert exact["energy_perfect"] == pytest.approx(1.0) and exact["pointing_perfect"] == 1.0
+    # at 2 x 2 the upsampled maximum is a 16 x 16 corner plateau: no clot inside the
+    # chest can contain it, even for the perfect map
+    s2 = localisation_scores(flat, mask, dilate_px=2, grid=2)
+    assert s2["pointing_perfect"] == 0.0
+    assert "energy_perfect" not in localisation_scores(flat, mask)
+    with pytest.raises(ValueError, match="grid"):
+        perfect_maps(mask, 0)

@@ -103,13 +103,16 @@ def grad_cam(model, target_layer=None) -> Iterator[Callable[..., np.ndarray]]:
     params = list(model.parameters())
     device = params[0].device if params else torch.device("cpu")
     state = [(p, p.requires_grad, p.grad) for p in params]
-    engine = None
+    engine, open_ = None, [True]
     try:
         engine = GradCAM(model=model, target_layers=[layer])  # registers the hooks; model.eval()
         for p in params:  # gradients flow to the layer's output through the input, not weights
             p.requires_grad_(False)
 
         def cam(images, batch_size: int = 32) -> np.ndarray:
+            if not open_[0]:
+                raise RuntimeError("grad_cam: the with block has exited and its hooks are "
+                                   "released; compute maps inside the block")
             x = _as_float_batch(images)
             out = []
             if len(x):
@@ -135,6 +138,7 @@ def grad_cam(model, target_layer=None) -> Iterator[Callable[..., np.ndarray]]:
 
         yield cam
     finally:
+        open_[0] = False
         if engine is not None:
             engine.activations_and_grads.release()
         for p, requires_grad, grad in state:

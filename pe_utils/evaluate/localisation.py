@@ -15,6 +15,16 @@ against the true clot:
 The dilation (``scipy.ndimage.binary_dilation``) forgives the few pixels a 4 x 4 Grad-CAM
 map, upsampled, is off by; at a cache of 64-128 px a clot covers a handful of pixels.
 
+What a map of that resolution could score: Grad-CAM on ResNet's ``layer4`` is a g x g grid
+(g = side / 32: 2 x 2 at 64 px, 4 x 4 at 128 px) upsampled bilinearly, so even a perfect map
+spreads over a whole cell. :func:`perfect_maps` builds that perfect map (1 on the grid cells
+the clot touches, 0 elsewhere, upsampled the same way), and ``localisation_scores(...,
+grid=g)`` scores it beside the model (``energy_perfect``, ``pointing_perfect``): the level a
+model's map is to be read against, with ``energy_chance`` below. At 2 x 2 the upsampled
+maximum is a 16 x 16 plateau in a corner of a 64 px slice, so the pointing game cannot hit
+a clot there even for the perfect map; pick the dilation in proportion to the cell
+(measured on the demo phantom in README.md).
+
 A slice with an empty mask (a negative slice, or a positive one without a mask) has no clot
 to look at: its scores are NaN (``pointing_game`` gives False, and ``localisation_scores``
 leaves it out and counts it in ``n_empty``). A map of zero energy on a non-empty mask scores
@@ -24,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["dilate_masks", "energy_in_mask", "pointing_game", "localisation_scores"]
+__all__ = ["dilate_masks", "energy_in_mask", "pointing_game", "localisation_scores", "perfect_maps"]
 
 
 def _check(maps, masks) -> tuple[np.ndarray, np.ndarray]:
@@ -104,15 +114,52 @@ def pointing_game(maps, masks, dilate_px: int = 2) -> np.ndarray:
     return (~(at_max & ~region).any((1, 2))) & ~flat & region.any((1, 2))
 
 
-def localisation_scores(maps, masks, dilate_px: int = 2) -> dict:
+def perfect_maps(masks, grid: int) -> np.ndarray:
+    """The best a ``grid`` x ``grid`` saliency map can show: 1 on the cells a clot touches.
+
+    Args:
+        masks: (N, H, W) square clot masks.
+        grid: cells per side of the map before upsampling (Grad-CAM on ``layer4``: H / 32).
+
+    Returns:
+        float32 (N, H, W): the cells' any-pooled masks upsampled bilinearly (half-pixel
+        centres, edges clamped: what pytorch-grad-cam's OpenCV resize does).
+
+    Raises:
+        ValueError: non-square masks or a grid outside [1, H].
+    """
+    from ..data.resize import resize
+
+    masks = np.asarray(masks) > 0
+    n, h, w = masks.shape
+    if h != w or not 1 <= int(grid) <= h:
+        raise ValueError(f"perfect_maps needs square masks and 1 <= grid <= side, got "
+                         f"{masks.shape} and grid {grid}")
+    g = int(grid)
+    lo = np.floor(np.arange(g) * h / g).astype(int)      # adaptive cells, as torch pools them
+    hi = np.ceil((np.arange(g) + 1) * h / g).astype(int)
+    cells = np.zeros((n, g, g), np.float32)
+    for i in range(g):
+        for j in range(g):
+            cells[:, i, j] = masks[:, lo[i]:hi[i], lo[j]:hi[j]].any((1, 2))
+    return np.stack([resize(c, h) for c in cells]).clip(0.0, 1.0) if n else np.zeros((0, h, w), np.float32)
+
+
+def localisation_scores(maps, masks, dilate_px: int = 2, grid: int | None = None) -> dict:
     """Energy share and pointing rate over the slices whose mask is not empty.
+
+    Args:
+        maps, masks, dilate_px: as :func:`energy_in_mask`.
+        grid: the map's cells per side before upsampling (``side // 32`` for ``layer4``);
+            given, the perfect map of that grid (:func:`perfect_maps`) is scored too.
 
     Returns:
         ``dict(energy_mean, pointing_rate, n, n_empty, energy_chance, dilate_px)``: the mean
         of :func:`energy_in_mask` and the share of :func:`pointing_game` hits over the ``n``
         slices with a clot; ``n_empty`` slices had an empty mask and are left out;
         ``energy_chance`` is the mean share of the image the dilated mask covers (what a
-        uniform map scores in both). Means are None when ``n`` is 0.
+        uniform map scores in both). With ``grid``: ``grid``, ``energy_perfect`` and
+        ``pointing_perfect``. Means are None when ``n`` is 0.
     """
     maps, masks = _check(maps, masks)
     region = dilate_masks(masks, dilate_px)
@@ -120,8 +167,14 @@ def localisation_scores(maps, masks, dilate_px: int = 2) -> dict:
     n = int(keep.sum())
     energy = energy_in_mask(maps[keep], masks[keep], dilate_px) if n else np.zeros(0)
     hits = pointing_game(maps[keep], masks[keep], dilate_px) if n else np.zeros(0, bool)
-    return dict(energy_mean=float(energy.mean()) if n else None,
-                pointing_rate=float(hits.mean()) if n else None,
-                n=n, n_empty=int(len(keep) - n),
-                energy_chance=float(region[keep].mean((1, 2)).mean()) if n else None,
-                dilate_px=int(dilate_px))
+    out = dict(energy_mean=float(energy.mean()) if n else None,
+               pointing_rate=float(hits.mean()) if n else None,
+               n=n, n_empty=int(len(keep) - n),
+               energy_chance=float(region[keep].mean((1, 2)).mean()) if n else None,
+               dilate_px=int(dilate_px))
+    if grid is not None:
+        best = perfect_maps(masks[keep], grid)
+        out.update(grid=int(grid),
+                   energy_perfect=float(energy_in_mask(best, masks[keep], dilate_px).mean()) if n else None,
+                   pointing_perfect=float(pointing_game(best, masks[keep], dilate_px).mean()) if n else None)
+    return out
