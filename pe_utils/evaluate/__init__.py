@@ -20,6 +20,6 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "exams": ("EXAM_HOWS", "exam_scores", "exam_labels", "exam_level_auc"),
     "intervals": ("WILCOXON_MIN_PAIRS", "mean_interval", "paired_difference", "seeds_to_resolve"),
     "gradcam": ("grad_cam",),
-    "localisation": ("energy_in_mask", "pointing_game", "localisation_scores"),
+    "localisation": ("energy_in_mask", "pointing_game", "localisation_scores", "perfect_maps"),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, EXPORTS)
