@@ -156,7 +156,7 @@ def pretrain_checkpoints(pretrain_dir: str | Path) -> list[dict[str, Any]]:
             model, snap = load_pretrained(folder, epoch)
             states.append((epoch, model, snap["path"]))
     states.append((int(ckpt["epoch"]), final, ckpt["path"]))
-    return [{"checkpoint": "before pretraining" if e == 0 else f"after {e} epochs", "epochs": e,
+    return [{"checkpoint": "before pretraining" if e == 0 else f"after {e} epoch{'s' if e != 1 else ''}", "epochs": e,
              "model": m.eval(), "image_size": int(cfg["image_size"]), "path": p} for e, m, p in states]
 
 

@@ -291,7 +291,8 @@ def gradcam_comparison(runs: list[dict], cases: tuple[str, ...], profile: str, c
               "masks": None if tests[0]["masks"] is None else [o["masks"] for o in out],
               "col_titles": [r["label"] for r in members],
               "row_titles": [f"slice {i + 1}: " + ("embolus" if v == 1 else "no embolus") for i, v in enumerate(shown[0])],
-              "captions": [[f"p = {p:.2f}" for p in o["probs"]] for o in out]}
+              "captions": [[f"p = {p:.2f}" + ("" if m.max() > 0 else ", flat map") for p, m in zip(o["probs"], o["maps"])]
+                           for o in out]}
     note = None if tests[0]["masks"] is not None else ("the cache has no clot masks (real data, or a cache made before "
                                                        "masks existed): the maps are shown, not scored")
     if not same:

@@ -83,7 +83,8 @@ def embedding_scores_figure(scores: pd.DataFrame) -> go.Figure:
     panels = [p for p in panels if p[0] in scores and scores[p[0]].notna().any()]
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p[1] for p in panels])
     checkpoints = list(dict.fromkeys(scores.checkpoint))
-    colours = ["#7f7f7f", "#9ecae1", "#1f77b4", "#08306b"][-len(checkpoints):] if len(checkpoints) <= 4 else None
+    blues = ["#9ecae1", "#4292c6", "#1f77b4", "#08306b"]  # grey before pretraining, darker with more epochs
+    colours = ["#7f7f7f"] + blues[-(len(checkpoints) - 1):] if 1 < len(checkpoints) <= 5 else None
     for c, (key, _, chance) in enumerate(panels, start=1):
         for i, ck in enumerate(checkpoints):
             part = scores[scores.checkpoint == ck]
@@ -95,8 +96,9 @@ def embedding_scores_figure(scores: pd.DataFrame) -> go.Figure:
             level = float(scores[chance].iloc[0]) if isinstance(chance, str) else chance
             fig.add_hline(y=level, line_dash="dot", line_color="#444", row=1, col=c,
                           annotation_text="chance", annotation_position="bottom right")
-    fig.update_yaxes(range=[-0.2, 1.1], row=1, col=1)
     fig.update_yaxes(range=[0, 1.1])
+    if panels and panels[0][0] == "silhouette":  # a silhouette may be negative (views nearer other slices')
+        fig.update_yaxes(range=[min(-0.2, float(scores.silhouette.min()) - 0.05), 1.1], row=1, col=1)
     fig.update_layout(barmode="group", height=420, title="Clustering of the views and the linear probe, per layer "
                       "and checkpoint", legend=dict(orientation="h", y=-0.15))
     return fig
@@ -115,8 +117,9 @@ def gradcam_grid(images: Sequence[np.ndarray], maps: Sequence[np.ndarray], masks
         captions: per model, per slice (e.g. the predicted probability), shown under each cell title.
     """
     n_rows, n_cols = len(row_titles), len(col_titles)
-    titles = [f"{col_titles[c]}<br><sup>{captions[c][r] if captions else ''}</sup>" if r == 0 else
-              (captions[c][r] if captions else "") for r in range(n_rows) for c in range(n_cols)]
+    heads = [str(t).replace(", ", "<br>", 1) for t in col_titles]  # "Case1 (supervised)<br>9/10 (Test90)"
+    titles = [(f"<b>{heads[c]}</b><br>" if r == 0 else "") + (captions[c][r] if captions else "")
+              for r in range(n_rows) for c in range(n_cols)]
     fig = make_subplots(rows=max(1, n_rows), cols=max(1, n_cols), subplot_titles=titles, row_titles=list(row_titles),
                         horizontal_spacing=0.01, vertical_spacing=0.06)
     for c in range(n_cols):
@@ -130,14 +133,17 @@ def gradcam_grid(images: Sequence[np.ndarray], maps: Sequence[np.ndarray], masks
                                      hovertemplate="Grad-CAM %{z} %<extra></extra>"), row=r + 1, col=c + 1)
             if masks is not None and np.asarray(masks[c][r]).any():
                 fig.add_trace(go.Contour(z=np.asarray(masks[c][r]).astype(np.uint8), contours=dict(
-                    start=0.5, end=0.5, size=1, coloring="lines"), line=dict(color="#00ff00", width=2),
+                    start=0.5, end=0.5, size=1, coloring="lines"), line=dict(width=2),
+                    colorscale=[[0, "#00ff00"], [1, "#00ff00"]],  # "lines" colours by the scale, not line.color
                     showscale=False, hoverinfo="skip", name="clot"), row=r + 1, col=c + 1)
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed")
     for i in range(1, n_rows * n_cols + 1):  # square pixels: each panel's y axis follows its own x axis
         fig.layout[f"yaxis{i if i > 1 else ''}"].scaleanchor = f"x{i if i > 1 else ''}"
+    fig.update_annotations(font_size=12)
     fig.update_layout(title=title + (" (green: the true clot)" if masks is not None else ""),
-                      height=tile_px * max(1, n_rows) + 140, width=max(480, tile_px * n_cols + 160))
+                      height=tile_px * max(1, n_rows) + 200, width=max(480, tile_px * n_cols + 160),
+                      margin=dict(t=150))
     return fig
 
 
