@@ -252,12 +252,12 @@ def explain_inputs(profile: str, reports_dir: str | Path | None = None,
         found = sorted((p for p in reports_dir.rglob("simclr.pt") if _dataset1(p.parent)),
                        key=lambda p: p.stat().st_mtime) if reports_dir.is_dir() else []
         pretrain_dir = found[-1].parent if found else None
-    if pretrain_dir is not None and not (Path(pretrain_dir) / "simclr.pt").is_file():
-        pretrain_dir = None
+    where, pretrain_dir = pretrain_dir or reports_dir, Path(pretrain_dir) if pretrain_dir is not None else None
+    pretrain_dir = pretrain_dir if pretrain_dir is not None and (pretrain_dir / "simclr.pt").is_file() else None
     note = (f"runs from {reports_dir}; pretraining run {pretrain_dir}" if pretrain_dir else
-            f"runs from {reports_dir}; no pretraining run (no simclr.pt) there: run notebook 02_case3_pretrain "
+            f"runs from {reports_dir}; no pretraining run (no simclr.pt in {where}): run notebook 02_case3_pretrain "
             f"(`python -m pe_utils batch --profile {profile} --cases 02`) for part 1")
-    return reports_dir, (Path(pretrain_dir) if pretrain_dir else None), note
+    return reports_dir, pretrain_dir, note
 
 
 def gradcam_comparison(runs: list[dict], cases: tuple[str, ...], profile: str, cache_dir=None, test_cache_dir=None,
