@@ -84,7 +84,7 @@ def test_masks_at_the_input_size_keep_a_one_pixel_clot():
 
 
 def test_show_slices_two_of_each_class_or_what_there_is():
-    from pe_utils.experiments.explain_runs import show_slices
+    from pe_utils.experiments.explain import show_slices
 
     labels = np.array([0, 1, 0, 0, 1, 1, 0])
     picked = show_slices(labels)

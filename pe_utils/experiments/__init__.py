@@ -28,8 +28,8 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "summary_case1": ("reports_folder", "table_6_2"),
     "summary_case2_paired": ("seed_pairs", "paired_comparison", "paired_table", "case24_notes"),
     "explain": ("UNSEEN_SEED_OFFSET", "network_inputs", "probe_slices", "pretrain_checkpoints", "embedding_study",
-                "probe_study", "explain_record"),
-    "explain_runs": ("COMPARISONS", "find_runs", "load_run_model", "run_test_set", "show_slices", "localisation_study",
-                     "localisation_table", "explain_inputs", "gradcam_comparison"),
+                "probe_study", "show_slices", "localisation_table", "explain_record"),
+    "explain_runs": ("COMPARISONS", "find_runs", "load_run_model", "run_test_set", "localisation_study", "explain_inputs",
+                     "gradcam_comparison"),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, EXPORTS)

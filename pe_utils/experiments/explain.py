@@ -35,13 +35,15 @@ from .pretrain import load_pretrained
 UNSEEN_SEED_OFFSET = 10_007
 
 
-def network_inputs(rows: np.ndarray, size: int, batch_size: int = 256) -> torch.Tensor:
+def network_inputs(rows: np.ndarray, size: int, batch_size: int = 256, crop=None) -> torch.Tensor:
     """Cache rows (uint8) as the networks see them: ``(N, C, size, size)`` float in [0, 1],
-    resized on the CPU exactly as :class:`pe_utils.DeviceLoader` does (area down, bilinear up)."""
+    cropped (the run's fixed box, None: the whole slice) and resized on the CPU exactly as
+    :class:`pe_utils.DeviceLoader` does (area down, bilinear up)."""
     rows = np.ascontiguousarray(rows)
     labels = np.zeros(len(rows), np.float32)
     loader = DeviceLoader(make_loader(CacheSlices(rows, labels, None, seed=0), batch_size=batch_size, shuffle=False,
-                                      seed=0, num_workers=0), "cpu", image_size=size)
+                                      seed=0, num_workers=0), "cpu", image_size=size,
+                          **({"crop": crop} if crop is not None else {}))
     return torch.cat([x for x, _ in loader]) if len(rows) else torch.zeros(0)
 
 
@@ -157,7 +159,8 @@ def pretrain_checkpoints(pretrain_dir: str | Path) -> list[dict[str, Any]]:
             states.append((epoch, model, snap["path"]))
     states.append((int(ckpt["epoch"]), final, ckpt["path"]))
     return [{"checkpoint": "before pretraining" if e == 0 else f"after {e} epoch{'s' if e != 1 else ''}", "epochs": e,
-             "model": m.eval(), "image_size": int(cfg["image_size"]), "path": p} for e, m, p in states]
+             "model": m.eval(), "image_size": int(cfg["image_size"]), "crop": cfg.get("crop"), "path": p}
+            for e, m, p in states]
 
 
 def embedding_study(checkpoints: list[dict], rows: np.ndarray, n_views: int = 20, seed: int = 0,
@@ -171,7 +174,7 @@ def embedding_study(checkpoints: list[dict], rows: np.ndarray, n_views: int = 20
     """
     scores, coords = [], []
     for ck in checkpoints:
-        x, groups = augmented_views(network_inputs(rows, ck["image_size"]), n_views, seed)
+        x, groups = augmented_views(network_inputs(rows, ck["image_size"], crop=ck.get("crop")), n_views, seed)
         for layer, feats in representations(ck["model"], x, device=device).items():
             s = clustering_scores(feats, groups)
             scores.append({"checkpoint": ck["checkpoint"], "epochs": ck["epochs"], "layer": layer,
@@ -187,7 +190,8 @@ def embedding_study(checkpoints: list[dict], rows: np.ndarray, n_views: int = 20
 def _features(ck: dict, images: np.ndarray, ids: np.ndarray, device="cpu", chunk: int = 2048) -> dict[str, np.ndarray]:
     """Every layer's features of cache rows ``ids``, a chunk at a time (a float copy of a
     whole thesis-size split would take gigabytes)."""
-    parts = [representations(ck["model"], network_inputs(images[ids[i:i + chunk]], ck["image_size"]), device=device)
+    parts = [representations(ck["model"], network_inputs(images[ids[i:i + chunk]], ck["image_size"],
+                                                         crop=ck.get("crop")), device=device)
              for i in range(0, len(ids), chunk)]
     return {layer: np.concatenate([p[layer] for p in parts]) for layer in parts[0]} if parts else {}
 
@@ -211,6 +215,21 @@ def probe_study(checkpoints: list[dict], data, seed: int = 0, device="cpu") -> p
                                                       y["test"], seed=seed),
                         "n_train": len(y["train"]), "n_test": len(y["test"])})
     return pd.DataFrame(out)
+
+
+def show_slices(labels: np.ndarray, n: int = 2) -> np.ndarray:
+    """Positions (in a test set) of ``n`` slices with an embolus and ``n`` without, spread evenly."""
+    out = []
+    for value in (1, 0):
+        where = np.flatnonzero(labels == value)
+        out += [int(where[i]) for i in np.linspace(0, len(where) - 1, min(n, len(where))).round().astype(int)] if len(where) else []
+    return np.array(out, dtype=int)
+
+
+def localisation_table(scores: list[dict]) -> pd.DataFrame:
+    """One row per model: energy in the dilated mask, its chance level, the pointing rate, n."""
+    cols = ["model", "energy_mean", "energy_chance", "pointing_rate", "n", "cam_grid", "auc"]
+    return pd.DataFrame([s for s in scores if s], columns=cols)
 
 
 def explain_record(*, profile: str, seed: int, pretrain_dir, n_views: int, slices: pd.DataFrame,

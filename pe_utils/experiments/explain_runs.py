@@ -3,9 +3,8 @@
 THESIS 6.3.1-6.3.2 (Figs 6.20-6.22) shows Grad-CAM maps of two slices with an embolus and two
 without, supervised against contrastive, at 90 % and 10 % of the training set. Here:
 
-- :func:`find_runs` finds the finished runs of the comparisons (Case1 against Case3 at 9/10
-  and 1/4; Case2 against Case4 at 90 % and 10 %) under a report folder and names the missing
-  ones with the command that makes them;
+- :func:`find_runs` finds the finished runs of the comparisons (Case1 against Case3 at 9/10 and 1/4;
+  Case2 against Case4 at 90 % and 10 %) and names the missing ones with the command that makes them;
 - :func:`load_run_model` rebuilds a run's classifier from its ``metrics.json`` and ``model.pt``;
 - :func:`run_test_set` rebuilds the run's test set (Case1/3: :func:`pe_utils.case1_split` at the
   run's rate and seed; Case2/4: the separate test cache) with the clot masks at the network's
@@ -32,7 +31,7 @@ from ..io import read_json
 from ..learn import build_classifier
 from ..learn.models import make_head
 from ..profiles import SAMPLING_RATES, resolve
-from .explain import network_inputs
+from .explain import network_inputs, show_slices
 
 #: the thesis's comparisons: (case, notebook number, setting key, values, label of the method)
 COMPARISONS: tuple[tuple[str, str, str, tuple, str], ...] = (
@@ -139,11 +138,16 @@ def load_run_model(run_dir: str | Path) -> torch.nn.Module:
     return model.eval()
 
 
-def _masks_at(masks: np.ndarray | None, rows: np.ndarray, size: int) -> np.ndarray | None:
-    """Masks of cache rows at the network's input side: clot where any cache pixel under it is."""
+def _masks_at(masks: np.ndarray | None, rows: np.ndarray, size: int, crop=None) -> np.ndarray | None:
+    """Masks of cache rows at the network's input (cropped as the images, then resized): clot
+    where any cache pixel under it is."""
     if masks is None:
         return None
     m = torch.as_tensor(np.ascontiguousarray(masks[rows]), dtype=torch.float32)[:, None]
+    if crop is not None:
+        from ..data.crop import apply_crop  # the images' box (pe_utils.data.crop)
+
+        m = apply_crop(m, crop)
     if tuple(m.shape[-2:]) != (size, size):
         mode = "area" if size <= min(m.shape[-2:]) else "nearest"
         m = nnf.interpolate(m, size=(size, size), mode=mode)
@@ -162,8 +166,8 @@ def run_test_set(run: dict, profile: str, cache_dir: str | Path | None = None,
     from ..data.defaults import prepare_cache
 
     m = run["metrics"]
-    section = "case1" if run["case"] in ("case1", "case3") else "case2"
-    size = int(m.get("image_size") or resolve(section, profile)["image_size"])
+    defaults = resolve("case1" if run["case"] in ("case1", "case3") else "case2", profile)
+    size, crop = int(m.get("image_size") or defaults["image_size"]), m.get("crop", defaults.get("crop"))
     if run["case"] in ("case1", "case3"):
         cache = load_cache(prepare_cache(profile, cache_dir, progress=False))
         rows = np.flatnonzero(case1_split(cache.index, m["sampling_rate"], seed=int(m["seed"])) == "test")
@@ -175,17 +179,8 @@ def run_test_set(run: dict, profile: str, cache_dir: str | Path | None = None,
         cache = load_cache(test_dir)
         rows = np.arange(len(cache.index))
     labels = cache.index.pe_present_on_image.to_numpy()[rows]
-    return {"cache": cache, "rows": rows, "labels": labels, "size": size,
-            "masks": _masks_at(getattr(cache, "masks", None), rows, size)}
-
-
-def show_slices(labels: np.ndarray, n: int = 2) -> np.ndarray:
-    """Positions (in a test set) of ``n`` slices with an embolus and ``n`` without, spread evenly."""
-    out = []
-    for value in (1, 0):
-        where = np.flatnonzero(labels == value)
-        out += [int(where[i]) for i in np.linspace(0, len(where) - 1, min(n, len(where))).round().astype(int)] if len(where) else []
-    return np.array(out, dtype=int)
+    return {"cache": cache, "rows": rows, "labels": labels, "size": size, "crop": crop,
+            "masks": _masks_at(getattr(cache, "masks", None), rows, size, crop)}
 
 
 def localisation_study(run: dict, test: dict, show: np.ndarray, dilate_px: int = 2,
@@ -200,7 +195,7 @@ def localisation_study(run: dict, test: dict, show: np.ndarray, dilate_px: int =
     rows = test["rows"]
     positive = np.flatnonzero(test["labels"] == 1)
     wanted = np.unique(np.concatenate([positive, show]) if test["masks"] is not None else np.asarray(show, int))
-    x = network_inputs(test["cache"].images[rows[wanted]], test["size"])
+    x = network_inputs(test["cache"].images[rows[wanted]], test["size"], crop=test.get("crop"))
     if cam_layer not in ("layer4", "layer3"):
         raise ValueError(f"cam_layer must be 'layer4' (the last block, the thesis's) or 'layer3', got {cam_layer!r}")
     stride = {"layer4": 32, "layer3": 16}[cam_layer]
@@ -221,12 +216,6 @@ def localisation_study(run: dict, test: dict, show: np.ndarray, dilate_px: int =
     pick = [at[int(s)] for s in show]
     return {"scores": scores, "maps": maps[pick], "images": x[np.searchsorted(wanted, show), 0].numpy(),
             "probs": probs, "masks": None if test["masks"] is None else test["masks"][show]}
-
-
-def localisation_table(scores: list[dict]) -> pd.DataFrame:
-    """One row per model: energy in the dilated mask, its chance level, the pointing rate, n."""
-    cols = ["model", "energy_mean", "energy_chance", "pointing_rate", "n", "cam_grid", "auc"]
-    return pd.DataFrame([s for s in scores if s], columns=cols)
 
 
 def _dataset1(folder: Path) -> bool:
