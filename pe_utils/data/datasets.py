@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as nnf
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from .crop import apply_crop, check_crop
+
 _MASK64 = (1 << 64) - 1
 
 
@@ -72,6 +74,9 @@ class CacheDataset(Dataset):
         image_size: side ``h = w`` to resize to (antialiased area interpolation when
             shrinking, bilinear when enlarging); ``None`` keeps the cache's size.
         seed: base seed of the per-sample augmentation.
+        crop: ``(top, left, height, width)`` fractions of the slice cut out before the resize
+            (:mod:`pe_utils.data.crop`, as :class:`pe_utils.data.slices.DeviceLoader`);
+            ``None`` (default): the whole slice.
 
     Items: ``(x, y)``: ``x`` float32 ``(C, h, w)`` with C = 1 or 3, ``y`` float32 scalar.
 
@@ -82,7 +87,7 @@ class CacheDataset(Dataset):
 
     def __init__(self, images: np.ndarray, labels: Sequence[float] | np.ndarray,
                  indices: Sequence[int] | np.ndarray | None, transform: Callable | None = None,
-                 image_size: int | None = None, seed: int = 0) -> None:
+                 image_size: int | None = None, seed: int = 0, crop=None) -> None:
         if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[1] not in (1, 3)):
             raise ValueError(f"images must be (N, H, W) or (N, C, H, W) with C in (1, 3), "
                              f"got {images.shape}")
@@ -106,6 +111,7 @@ class CacheDataset(Dataset):
         self.image_size = None if image_size is None else int(image_size)
         self.seed = int(seed)
         self.epoch = 0
+        self.crop = check_crop(crop)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -137,6 +143,7 @@ class CacheDataset(Dataset):
         x = torch.from_numpy(a.astype(np.float32) / 255.0)
         if x.ndim == 2:
             x = x.unsqueeze(0)  # (1, H, W)
+        x = apply_crop(x, self.crop)
         if self.image_size is not None and x.shape[-2:] != (self.image_size, self.image_size):
             size = (self.image_size, self.image_size)
             if self.image_size <= min(x.shape[-2:]):

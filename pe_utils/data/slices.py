@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as nnf
 
+from .crop import apply_crop, check_crop
 from .datasets import CacheDataset, set_epoch
 
 __all__ = ["CacheSlices", "DeviceLoader"]
@@ -81,6 +82,8 @@ class DeviceLoader:
         image_size: side to resize to on the device, before augmenting (area when
             shrinking, bilinear when enlarging, as :class:`pe_utils.data.CacheDataset`);
             ``None`` keeps the cache's size.
+        crop: ``(top, left, height, width)`` fractions of the slice cut out before the resize
+            (:mod:`pe_utils.data.crop`); ``None`` (default): the whole slice.
 
     Iterating yields ``(x (B, C, h, w) float32 in [0, 1], y (B,) float32)`` on ``device``
     (channels_last on CUDA), or ``(view1, view2)`` with ``pairs``. ``len``, ``set_epoch``
@@ -93,7 +96,7 @@ class DeviceLoader:
     """
 
     def __init__(self, loader, device: torch.device | str, augment=None, pairs=None,
-                 image_size: int | None = None) -> None:
+                 image_size: int | None = None, crop=None) -> None:
         if augment is not None and pairs is not None:
             raise ValueError("give augment (supervised batches) or pairs (two views), not both")
         if image_size is not None and int(image_size) < 1:
@@ -101,6 +104,7 @@ class DeviceLoader:
         self.loader, self.device = loader, torch.device(device)
         self.augment, self.pairs = augment, pairs
         self.image_size = None if image_size is None else int(image_size)
+        self.crop = check_crop(crop)
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -115,6 +119,7 @@ class DeviceLoader:
         return getattr(self.loader, name)
 
     def _images(self, x: torch.Tensor) -> torch.Tensor:
+        x = apply_crop(x, self.crop)  # a view of the uint8 rows: the same box for every image
         x = x.to(self.device, non_blocking=True)
         x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
         if x.ndim == 3:

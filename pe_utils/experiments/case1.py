@@ -123,7 +123,8 @@ def case1_data(cache: Any, rate: str | Fraction, cfg: dict,
         cache: a :func:`pe_utils.load_cache` result, or its folder (str or Path).
         rate: the sampling rate (``"1/3"``, a Fraction or ``"Test33"``).
         cfg: from :func:`case1_config`; uses ``seed``, ``image_size``, ``batch_size``,
-            ``augment`` and ``num_workers``.
+            ``augment``, ``num_workers`` and ``crop`` (absent or None: the whole slice), the
+            same box for the training, validation and test batches and the galleries.
         device: where batches go (pinned memory on CUDA).
 
     Returns:
@@ -140,9 +141,10 @@ def case1_data(cache: Any, rate: str | Fraction, cfg: dict,
     labels = index.pe_present_on_image.to_numpy().astype(np.float32)
     split = case1_split(index, rate, seed=cfg["seed"])
     ids = {name: np.flatnonzero(split == name) for name in SPLITS}
+    crop = cfg.get("crop")  # pe_utils.data.crop: one box for every image of every split
     # galleries and single images: the split as the network sees it, without augmentation
     datasets = {name: CacheDataset(cache.images, labels, ids[name], transform=eval_transform(),
-                                   image_size=cfg["image_size"], seed=cfg["seed"])
+                                   image_size=cfg["image_size"], seed=cfg["seed"], crop=crop)
                 for name in SPLITS}
     # training batches: the loader only slices uint8 rows; resizing and the thesis's augmentation
     # (AffineAugment, drawn per sample from (seed, epoch, index)) run batched on the device
@@ -151,7 +153,7 @@ def case1_data(cache: Any, rate: str | Fraction, cfg: dict,
                                batch_size=cfg["batch_size"], shuffle=(name == "train"), seed=cfg["seed"],
                                num_workers=cfg["num_workers"], device=device),
                    device, augment=AffineAugment() if (name == "train" and cfg["augment"]) else None,
-                   image_size=cfg["image_size"])
+                   image_size=cfg["image_size"], crop=crop)
                for name in SPLITS}
     rate_key, test_name = rate_name(rate)
     return Case1Data(

@@ -62,7 +62,7 @@ def pretrain_loader(cache: Any, cfg: dict, device: torch.device | str = "cpu", r
     Args:
         cache: a :func:`pe_utils.load_cache` result (anything with ``.images``) or its folder.
         cfg: from :func:`pretrain_config`; uses ``image_size``, ``batch_size``, ``seed``,
-            ``num_workers``.
+            ``num_workers`` and ``crop`` (absent or None: the whole slice).
         device: where batches go (pinned memory on CUDA).
         rank, world: this process and the number of processes (torchrun). With ``world > 1``
             a ``DistributedSampler`` gives each process ``batch_size // world`` images per step,
@@ -94,7 +94,8 @@ def pretrain_loader(cache: Any, cfg: dict, device: torch.device | str = "cpu", r
                             num_workers=cfg["num_workers"], pin_memory=torch.device(device).type == "cuda",
                             collate_fn=dataset.collate_batch,
                             generator=torch.Generator().manual_seed(int(cfg["seed"])))
-    return DeviceLoader(slices, device, pairs=SimCLRViews(), image_size=cfg["image_size"])
+    # the crop (pe_utils.data.crop) is Case1's box, so the encoder pretrains on the slices fine-tuning sees
+    return DeviceLoader(slices, device, pairs=SimCLRViews(), image_size=cfg["image_size"], crop=cfg.get("crop"))
 
 
 def pretrain_setup(cfg: dict, in_channels: int = 1, distributed: bool = False):
