@@ -41,7 +41,18 @@ def test_small_rates_train_epochs_small(profile, rate):
     cfg, key, name = case1_config(profile, rate)
     section = PROFILES[profile]["case1"]
     expected = section["epochs_small"] if rate in SMALL_RATES else section["epochs"]
+    expected = (section.get("epochs_by_rate") or {}).get(rate, expected)  # a profile's own epochs per rate
     assert (cfg["epochs"], key, name) == (expected, rate, SAMPLING_RATES[rate])
+
+
+def test_epochs_by_rate_names_a_rates_epochs_and_given_epochs_still_win(monkeypatch):
+    section = {**PROFILES["thesis"]["case1"], "epochs_by_rate": {"9/10": 2, "1/4": 7}}
+    monkeypatch.setitem(PROFILES["thesis"], "case1", section)
+    assert case1_config("thesis", "9/10")[0]["epochs"] == 2
+    assert case1_config("thesis", "Test25")[0]["epochs"] == 7
+    assert case1_config("thesis", "1/3")[0]["epochs"] == section["epochs_small"]  # not listed: the rule
+    assert case1_config("thesis", "1/2")[0]["epochs"] == section["epochs"]
+    assert case1_config("thesis", "1/4", epochs=3)[0]["epochs"] == 3
 
 
 def test_given_epochs_win_over_the_small_rate_rule():

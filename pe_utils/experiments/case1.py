@@ -51,7 +51,9 @@ def case1_config(profile: str, sampling_rate: str | Fraction, **given: Any) -> t
     """The run's settings: the profile's ``case1`` section, the given values, the epochs rule.
 
     The smallest training sets (rates in :data:`pe_utils.profiles.SMALL_RATES`) train for
-    ``epochs_small`` epochs, as in the thesis (4.1.2), unless ``epochs`` is given.
+    ``epochs_small`` epochs, as in the thesis (4.1.2), unless ``epochs`` is given. A profile
+    may instead name the epochs of each rate (``epochs_by_rate``, e.g. the demo's, which gives
+    every rate about the same number of training steps); a rate it does not list follows the rule above.
 
     Args:
         profile: ``"smoke"``, ``"demo"`` or ``"thesis"``.
@@ -67,7 +69,9 @@ def case1_config(profile: str, sampling_rate: str | Fraction, **given: Any) -> t
     """
     rate_key, test_name = rate_name(sampling_rate)
     cfg = resolve("case1", profile, **given)
-    if given.get("epochs") is None and rate_key in SMALL_RATES:
+    if given.get("epochs") is None and rate_key in (cfg.get("epochs_by_rate") or {}):
+        cfg["epochs"] = int(cfg["epochs_by_rate"][rate_key])
+    elif given.get("epochs") is None and rate_key in SMALL_RATES:
         cfg["epochs"] = cfg["epochs_small"]
     return cfg, rate_key, test_name
 
