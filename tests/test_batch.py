@@ -314,13 +314,20 @@ def test_course_plan_notebooks_have_parameters_and_profile(tmp_path):
         declared = notebook_parameters(entry.path)
         assert {"profile", "output_dir"} <= declared, entry.name
         assert set(entry.grid) | set(entry.inputs) <= declared, entry.name
-    rc, stdout, stderr = cli("--out", tmp_path, "--cache", tmp_path, "--list")
-    assert rc == 0, stderr
-    # Case1 (01) and Case3's fine-tuning (03) each run at the seven rates of Table 6.1, in its order
+    seven = ["9/10", "4/5", "3/4", "2/3", "1/2", "1/3", "1/4"]
+
+    def rates(profile: str, notebook: str) -> list[str]:
+        rc, stdout, stderr = cli("--profile", profile, "--out", tmp_path, "--cache", tmp_path, "--list")
+        assert rc == 0, stderr
+        return [line.split("sampling_rate=")[1].split()[0] for line in stdout.splitlines()
+                if f"{notebook}/" in line and "sampling_rate=" in line]
+
+    # Case1 (01) and Case3's fine-tuning (03) each run at the seven rates of Table 6.1, in its order;
+    # the CPU demo fine-tunes Case3 at three of them (the plan's demo grid: the budget of make demo)
     for notebook in ("01_case1_supervised", "03_case3_finetune"):
-        rates = [line.split("sampling_rate=")[1].split()[0] for line in stdout.splitlines()
-                 if f"{notebook}/" in line and "sampling_rate=" in line]
-        assert rates == ["9/10", "4/5", "3/4", "2/3", "1/2", "1/3", "1/4"], notebook
+        assert rates("thesis", notebook) == seven, notebook
+    assert rates("demo", "01_case1_supervised") == seven
+    assert rates("demo", "03_case3_finetune") == ["9/10", "1/3", "1/4"]
 
 
 def test_strip_external_scripts_keeps_inline_code():
