@@ -76,8 +76,13 @@ def test_masks_leave_the_dicom_bytes_of_the_committed_manifest(tmp_path):
     from pe_utils.phantom.synthetic import assign
     from pe_utils.phantom.writer import write_series
 
+    from pe_utils.phantom.synthetic import GENERATOR_VERSION
+
     committed = ROOT / "data_manifest" / "synthetic_demo.csv"
-    args = read_summary(committed)["generator"]["arguments"]
+    summary = read_summary(committed)
+    assert summary["generator"]["version"] == GENERATOR_VERSION, \
+        "the phantom generator changed version: regenerate data_manifest/synthetic_demo.csv"
+    args = summary["generator"]["arguments"]
     positives, syntax = assign(args["patients"], args["positive_fraction"],
                                args["compressed_fraction"], args["seed"])
     picks = [min(positives), min(set(range(args["patients"])) - positives)]
@@ -90,7 +95,8 @@ def test_masks_leave_the_dicom_bytes_of_the_committed_manifest(tmp_path):
     manifest = read_manifest(committed)
     manifest = manifest[manifest["StudyInstanceUID"].isin(studies)]
     assert len(manifest) == 2 * args["slices_per_patient"]
-    problems = verify_manifest(manifest, tmp_path, pixel_tolerance_hu=0.1)
+    problems = verify_manifest(manifest, tmp_path,
+                               pixel_tolerance_hu=summary["pixel_check"]["tolerance_hu"])
     assert problems.empty, problems.head().to_string()
 
 
