@@ -136,6 +136,9 @@ def test_cache_masks_line_up_with_the_labels(synth_root, smoke_cache, tmp_path, 
     assert set(labels) == {0, 1}
     np.testing.assert_array_equal(cache.masks.any((1, 2)), labels == 1)
     assert cache.settings["masks"]["missing"] == 0
+    agree = cache.settings["masks"]
+    assert agree["non_empty"] == (labels == 1).sum() > 0
+    assert agree["positive_with_empty_mask"] == agree["negative_with_clot"] == 0
     # each row is its own slice's mask, at the cache's resolution
     for i in np.nonzero(labels == 1)[0][::5]:
         row = cache.index.iloc[i]
@@ -220,6 +223,8 @@ def test_a_missing_series_file_is_counted_and_its_rows_are_empty(synth_root, tmp
     assert cache.settings["masks"]["missing"] == gone.sum() == 12
     assert cache.settings["masks"]["missing_reasons"] == {"no mask file": 12}
     assert not cache.masks[gone].any() and cache.masks[~gone].any()
+    lost = int((cache.index["pe_present_on_image"].to_numpy()[gone] == 1).sum())
+    assert lost >= 1 and cache.settings["masks"]["positive_with_empty_mask"] == lost
 
 
 def test_masks_of_another_length_are_refused(smoke_cache, tmp_path):

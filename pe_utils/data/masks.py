@@ -93,14 +93,27 @@ class MaskReader:
         return resize_mask(masks.get(sop), size), ""
 
 
-def mask_settings(index, source_sha256: str, size: int) -> dict:
-    """The ``masks`` entry of ``settings.json``: what ``masks.npy`` holds and which slices lack
-    a mask (their rows are all zero), with the reasons counted."""
+def mask_settings(index, source_sha256: str, size: int, work: Path) -> dict:
+    """The ``masks`` entry of ``settings.json``: what ``masks.npy`` holds, which slices lack
+    a mask (their rows are all zero) with the reasons counted, and how masks and labels agree.
+
+    Args:
+        index: the cache's index (its ``slot`` column points into ``work``).
+        work: the run's mask work array (``progress/masks.npy``), read in blocks.
+    """
     missing = index["mask_missing"].dropna() if "mask_missing" in index else index.iloc[:0, 0]
+    masks, slots = np.load(work, mmap_mode="r"), index["slot"].to_numpy()
+    nonempty = np.concatenate([masks[slots[i:i + 4096]].any((1, 2))
+                               for i in range(0, len(slots), 4096)] or [np.zeros(0, bool)])
+    label = index["pe_present_on_image"].to_numpy()
+    del masks
     return {"file": "masks.npy", "shape": [len(index), size, size], "dtype": "uint8",
             "meaning": "1 = clot at that pixel (a slice is positive exactly when its mask is "
                        "non-empty); pe_utils.phantom.masks",
             "resize": "padded and resized like the image (area average or antialiased "
                       "bilinear), then > 0: a cache pixel is clot when any clot pixel falls in it",
             "source_sha256": source_sha256, "missing": int(len(missing)),
-            "missing_reasons": {str(k): int(v) for k, v in missing.value_counts().items()}}
+            "missing_reasons": {str(k): int(v) for k, v in missing.value_counts().items()},
+            "non_empty": int(nonempty.sum()),
+            "positive_with_empty_mask": int(((label == 1) & ~nonempty).sum()),
+            "negative_with_clot": int(((label == 0) & nonempty).sum())}

@@ -212,7 +212,7 @@ def preprocess(rsna_root, out, size: int = 128, channels: str = "gray", workers:
     masks_work = None
     if "masks" in plan:
         masks_work = out / "progress" / "masks.npy"
-        settings["masks"] = mask_settings(index, plan["masks"], size)
+        settings["masks"] = mask_settings(index, plan["masks"], size, masks_work)
     write_cache(out, index, skipped, work_path, settings, masks_work)
     shutil.rmtree(out / "progress")
     result = PreprocessResult(len(index), len(skipped), out, n_ignored,
