@@ -43,39 +43,55 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                       epochs_small=1, lr=0.01, optimizer="sgd", momentum=0.9,
                       lr_step=1, lr_gamma=0.5, schedule="epoch", gamma=2.0,
                       dropout=0.5, bias_prior=None, augment=True, seed=0,
-                      num_workers=0, max_gallery=4),
+                      num_workers=0, max_gallery=4, crop=None, epochs_by_rate=None),
         # Case3 (notebooks 02, 03): two pretraining epochs (a loss curve needs two points)
         "pretrain": dict(arch="resnet18", image_size=32, batch_size=32, epochs=2, lr=0.01,
                          momentum=0.9, temperature=0.1, hidden=None, out_dim=128,
-                         snapshot_epochs=(), seed=0, num_workers=0, n_show=4),
+                         snapshot_epochs=(), seed=0, num_workers=0, n_show=4, crop=None),
         "case3": dict(batch_size=16, step1_epochs=1, step1_lr=0.001, step2_epochs=1, step2_lr=0.01,
                       keep_head_layers=0),
     },
     "demo": {
         # CPU, ResNet18 on 64x64 inputs. Generator 2.0's clots at the default difficulty (0.3) are
         # 1-2 pixels at 64 px: at 1/3 the network learned nothing (validation AUC 0.50-0.57 over
-        # 8 epochs), so the demo phantom is the easiest one (difficulty 0: larger, longer, more
-        # central clots; 32 positive series, 401 positive slices = 16.7 %, at most 30 % of a
-        # series). Measured 2026-11-30, seed 0, 2 busy cores, rates 9/10 2/3 1/2 1/3 1/4: test AUC
-        # 0.85 0.82 0.80 0.83 0.81, F1 0.15 0.12 0.10 0.30 0.36 (nearest-annotated-slice baseline
-        # 0.95 0.85 0.85 0.82 0.78), oracle workload 96-100 %, 90-250 CPU-seconds a rate; Adam 1e-3
-        # (batch 16) did no better at 1/3 (AUC 0.84, F1 0.17). Issue 8's targets (AUC >= 0.90,
-        # F1 >= 0.70, oracle workload < 75 % at 1/3) are NOT met at 64 px in this budget
+        # 8 epochs). Difficulty 0 of generator 2.0 (larger, longer, more central clots) still gave
+        # test AUC 0.80-0.85 and F1 0.00-0.36 at the seven rates (2026-11-30). Generator 2.1's
+        # difficulty 0 (pe_utils.phantom.anatomy.KNOBS: partly occluding clots in the trunk, main
+        # and lobar arteries only, few look-alikes, little noise) is the demo's phantom: easier than
+        # Dataset1 so that a CPU network learns it in a minute, with the same rule that a positive
+        # series holds 5-30 % positive slices (tests/test_phantom_statistics.py)
         "data": dict(patients=40, slices_per_patient=60, positive_fraction=0.8, seed=0,
                      difficulty=0.0, size=128, channels="gray", workers=2),
-        # lr_step 2: the rate halves twice in 5 epochs and three times in 8 (lr_step 5 never decayed)
+        # Measured 2026-12-02, rate 1/3, seed 0 (2 busy cores), focal loss, lr 0.01, 8 epochs: 2.0's
+        # phantom, whole slice at 64 px: test AUC 0.80, F1 0.01; with the central 75 % crop
+        # (pe_utils.data.crop: 96 of the cache's 128 px, the lungs and every artery that can hold a
+        # demo clot inside it) 0.84, F1 0.51; 2.1's phantom with the crop 0.89, F1 0.60, oracle
+        # workload 87 %; 12 epochs: AUC 0.91, F1 0.61, oracle pair 0.75/0.25 at 68.9 % workload. The network needs about 6,000-7,700 training images
+        # (190-240 steps of 32), so each rate gets the epochs that give it about that many
+        # (epochs_by_rate: a 9/10 training set is 2.7 times a 1/3 one); the learning rate halves every
+        # 60 steps whatever the rate (schedule "iteration", Appendix A). lr 0.005, not the thesis's
+        # 0.01: at 0.01 the seeds disagreed (1/3: test AUC 0.910 at seed 0, 0.822 at seed 1, whose
+        # validation AUC fell to 0.24 in epoch 5; 3/4: 0.802 at seed 0); at 0.005 seed 1 gave 0.907
+        # at 1/3 and seed 0 0.902-0.949 at the seven rates, but less confident probabilities (oracle
+        # workload at 1/3 88.6 %, against 68.9 % at 0.01: README). Batch 16 was unstable
+        # (validation AUC 0.36-0.85 over 6 epochs at 1/3); focal gamma 1 gave AUC 0.911 but F1 0.38
+        # at 1/3 (gamma 2: 0.61)
         "case1": dict(arch="resnet18", image_size=64, batch_size=32, epochs=5,
-                      epochs_small=8, lr=0.01, optimizer="sgd", momentum=0.9,
-                      lr_step=2, lr_gamma=0.5, schedule="epoch", gamma=2.0,
+                      epochs_small=12, lr=0.005, optimizer="sgd", momentum=0.9,
+                      lr_step=60, lr_gamma=0.5, schedule="iteration", gamma=2.0,
                       dropout=0.5, bias_prior=None, augment=True, seed=0,
-                      num_workers=0, max_gallery=12),
+                      num_workers=0, max_gallery=12, crop=(0.125, 0.125, 0.75, 0.75),
+                      epochs_by_rate={"9/10": 4, "4/5": 4, "3/4": 4, "2/3": 5, "1/2": 7,
+                                      "1/3": 12, "1/4": 13}),
         # Case3 on 2 CPU cores: pretraining in about two minutes (2400 images, two views each, 32 px:
         # 150 CPU-seconds for 3 epochs); lr 0.03 makes 54 steps show the loss falling (measured
-        # 5.33, 4.82, 4.56; 0.1 oscillated, 0.01 is the thesis's for 150 epochs). Fine-tuning runs at
-        # Case1's 64 px, so the two cases see the same inputs (our choices)
+        # 5.33, 4.82, 4.56 on generator 2.0; 0.1 oscillated, 0.01 is the thesis's for 150 epochs).
+        # Fine-tuning runs at Case1's 64 px and the pretraining views come from Case1's crop, so the
+        # two cases see the same part of each slice (our choices)
         "pretrain": dict(arch="resnet18", image_size=32, batch_size=128, epochs=3, lr=0.03,
                          momentum=0.9, temperature=0.1, hidden=None, out_dim=128,
-                         snapshot_epochs=(), seed=0, num_workers=0, n_show=6),
+                         snapshot_epochs=(), seed=0, num_workers=0, n_show=6,
+                         crop=(0.125, 0.125, 0.75, 0.75)),
         "case3": dict(batch_size=32, step1_epochs=2, step1_lr=0.001, step2_epochs=3, step2_lr=0.01,
                       keep_head_layers=0),
     },
@@ -105,6 +121,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             seed=0,                # (our choice) the thesis ran each test once (6.2.1): repeat over seeds
             num_workers=8,         # loader processes (no thesis number: speed only)
             max_gallery=24,        # uncertain slices shown in notebook 01 (display only)
+            crop=None,             # the whole 128x128 slice (4.1.1): no crop
+            epochs_by_rate=None,   # epochs / epochs_small above (4.1.2), no per-rate list
         ),
         "pretrain": dict(
             arch="resnet50",       # encoder ResNet50 (4.2)
@@ -121,6 +139,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             seed=0,
             num_workers=8,
             n_show=6,
+            crop=None,              # the whole slice, as Case1 (4.1.1)
         ),
         "case3": dict(
             batch_size=64,          # batch 64 in both steps (4.3)
