@@ -13,9 +13,10 @@ needs no body detection that could fail on real data, and is applied identically
 slice reaches a network: the training and evaluation batches (including the TTA views, made
 from the cropped batch) of :class:`pe_utils.data.slices.DeviceLoader`, the galleries of
 :class:`pe_utils.data.datasets.CacheDataset`, and Case3's pretraining and fine-tuning loaders.
-A box that cuts off part of the lungs would hide clots from the network: check it on the data
-(the phantom's lungs and arteries lie inside the central 75 % of the slice for every patient,
-tests/test_crop.py).
+A box that cuts off part of the lungs would hide clots from the network: check it on the data.
+On the demo phantom (generator 2.1) every clot pixel of the cache's masks lies inside the central
+75 % (rows 35-78 and columns 28-106 of 128, measured 2026-12-02); the phantom's smallest peripheral
+vessels, which hold no demo clot, reach 7 % from the edge.
 """
 from __future__ import annotations
 
