@@ -144,3 +144,22 @@ def test_figures_build_with_one_trace_per_slice_and_a_grid_cell_per_model():
     grid = gradcam_grid(images, images, masks, ["embolus", "no embolus"], ["m1", "m2", "m3"])
     kinds = [t.type for t in grid.data]
     assert kinds.count("image") == 6 and kinds.count("heatmap") == 6 and kinds.count("contour") == 1
+
+
+def test_localisation_summary_words_what_cases_2_and_4_lack(tmp_path):
+    import json
+
+    from pe_utils.report.figures_explain import localisation_summary
+
+    rows = [dict(model="Case1 (supervised), 9/10", energy_mean=0.2, energy_chance=0.02, pointing_rate=0.5,
+                 n=4, auc=0.9, oracle_workload_pct=80.0, practical_workload_pct=85.0),
+            dict(model="Case2 (supervised), 100 %", energy_mean=0.1, energy_chance=0.02, pointing_rate=None,
+                 n=4, auc=0.8)]
+    run = tmp_path / "06_explain" / "06_explain"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps(dict(notebook="06_explain", localisation=rows)))
+    table = localisation_summary(tmp_path)
+    html = table.to_html().lower()
+    assert "nan" not in html and "none" not in html
+    assert table["workload % (oracle)"].tolist() == [80.0, "no triage (Cases 2/4)"]
+    assert table["pointing rate"].tolist() == [0.5, "not measured"]

@@ -77,3 +77,25 @@ def test_field_labels():
     assert field_label("uses_test_labels") == "uses test labels"
     assert field_label("pct_positives_auto_correct") == "positives labelled correctly %"
     assert field_label("some_new_column") == "some new column"
+
+
+def test_worded_tables_show_words_not_nan():
+    import pandas as pd
+
+    from pe_utils.report import worded
+
+    runs = pd.DataFrame([
+        dict(method="supervised", auc=0.9, practical_thresholds=[], practical_workload_pct=100.0,
+             practical_error_rate=float("nan"), oracle_thresholds=None, oracle_workload_pct=float("nan")),
+        dict(method="supervised", auc=0.95, practical_thresholds=[0.9, 0.1], practical_workload_pct=60.0,
+             practical_error_rate=1.25, oracle_thresholds=[0.95, 0.05], oracle_workload_pct=55.0),
+    ])
+    cols = ["method", "auc", "oracle_thresholds", "oracle_workload_pct", "practical_workload_pct",
+            "practical_error_rate"]
+    out = worded(runs, cols)
+    assert list(out.columns) == cols and "nan" not in out.to_html().lower()
+    assert out.practical_error_rate.tolist() == ["nothing automated", "1.2"]
+    assert out.practical_workload_pct.tolist() == ["no error-free pair: 100 %", "60.0"]
+    assert out.oracle_workload_pct.tolist() == ["no error-free pair: 100 %", "55.0"]
+    assert out.oracle_thresholds.tolist() == ["none", "0.95/0.05"]
+    assert out.auc.tolist() == ["0.90", "0.95"] and runs.auc.tolist() == [0.9, 0.95]  # a copy

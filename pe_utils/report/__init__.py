@@ -23,6 +23,6 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "thesis_numbers": ("TABLE_6_2", "FIG_6_15", "FIG_6_16", "TABLE_6_3", "TABLE_6_4", "TRAIN_FRACTIONS_6_4"),
     "schema": ("write_metrics", "read_metrics"),
     "quality": ("AUC_FLOOR", "F1_FLOOR", "quality_checks", "METHOD_NOTES", "IndexColumn", "RUN_COLUMNS",
-                "FOOTNOTES", "cell_text", "FIELD_LABELS", "field_label"),
+                "FOOTNOTES", "cell_text", "worded", "FIELD_LABELS", "field_label"),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, EXPORTS)

@@ -169,4 +169,9 @@ def localisation_summary(reports_dir: str | Path):
     names = {"model": "model", "energy_mean": "energy on the clot", "energy_chance": "chance level (flat map)",
              "pointing_rate": "pointing rate", "n": "positive test slices", "auc": "AUC",
              "oracle_workload_pct": "workload % (oracle)", "practical_workload_pct": "workload % (validation)"}
-    return table[[k for k in names if k in table]].rename(columns=names).round(3)
+    table = table[[k for k in names if k in table]].round(3).astype(object)
+    # Cases 2/4 classify without a triage, so they have no workload; a missing score says so in words
+    for key in ("oracle_workload_pct", "practical_workload_pct"):
+        if key in table:
+            table[key] = table[key].where(table[key].notna(), "no triage (Cases 2/4)")
+    return table.where(table.notna(), "not measured").rename(columns=names)

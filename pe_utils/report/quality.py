@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 __all__ = ["AUC_FLOOR", "F1_FLOOR", "quality_checks", "METHOD_NOTES", "IndexColumn", "RUN_COLUMNS",
-           "FOOTNOTES", "cell_text", "FIELD_LABELS", "field_label"]
+           "FOOTNOTES", "cell_text", "worded", "FIELD_LABELS", "field_label"]
 
 #: under these test figures a model is too weak for its workload to mean anything: an AUC of
 #: 0.75 is well below the thesis's worst Case1 run (0.93), and an F1 of 0.3 at threshold 0.5
@@ -157,6 +157,32 @@ def cell_text(column: IndexColumn, metrics: Mapping[str, Any]) -> tuple[str, str
     if kind == "count":
         return f"{value:,.0f}", None
     return _pct(value), None
+
+
+def worded(runs: Any, columns: list[str]) -> Any:
+    """``runs[columns]`` with every index figure written as the index writes it (:func:`cell_text`).
+
+    A table of runs shows no ``nan``: a workload without an error-free pair reads "no error-free
+    pair: 100 %", an error rate with nothing automated "nothing automated", a missing pair "none".
+
+    Args:
+        runs: a pandas DataFrame, one row per run's ``metrics.json``.
+        columns: the columns to show; those of :data:`RUN_COLUMNS` are worded (the
+            ``oracle_thresholds`` pair itself stays a pair, not the oracle's errors column).
+
+    Returns:
+        A new DataFrame with ``columns`` only.
+    """
+    by_key = {c.key: c for c in RUN_COLUMNS if c.kind != "oracle_errors"}
+    records = runs.to_dict("records")
+    out = runs[list(columns)].copy()
+    for name in columns:
+        if name in by_key:
+            out[name] = [cell_text(by_key[name], r)[0] for r in records]
+        elif name.endswith("_thresholds"):
+            out[name] = [f"{p[0]:g}/{p[1]:g}" if isinstance(p, (list, tuple)) and len(p) == 2 else "none"
+                         for p in out[name]]
+    return out
 
 
 #: readable names of the raw column names of the notebooks' tables (workload_table)
