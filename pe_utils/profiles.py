@@ -33,6 +33,10 @@ THESIS_THRESHOLD_PAIRS: tuple[tuple[float, float], ...] = (
     (0.95, 0.05),
 )
 
+#: the demo's fixed crop (pe_utils.data.crop): rows 17-97 and columns 27-107 of a 128-pixel slice,
+#: the box around every artery that can hold a demo clot (Case1, Case3's pretraining and fine-tuning)
+DEMO_CROP = (0.13, 0.21, 0.625, 0.625)
+
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {
         # seconds: a handful of tiny patients, one or two epochs of a tiny network
@@ -52,7 +56,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                       keep_head_layers=0),
     },
     "demo": {
-        # CPU, ResNet18 on 64x64 inputs. Generator 2.0's clots at the default difficulty (0.3) are
+        # CPU: ResNet10 on 48x48 inputs (below). Generator 2.0's clots at the default difficulty (0.3) are
         # 1-2 pixels at 64 px: at 1/3 the network learned nothing (validation AUC 0.50-0.57 over
         # 8 epochs). Difficulty 0 of generator 2.0 (larger, longer, more central clots) still gave
         # test AUC 0.80-0.85 and F1 0.00-0.36 at the seven rates (2026-11-30). Generator 2.1's
@@ -63,24 +67,27 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "data": dict(patients=40, slices_per_patient=60, positive_fraction=0.8, seed=0,
                      difficulty=0.0, size=128, channels="gray", workers=2),
         # Measured 2026-12-02, rate 1/3, seed 0 (2 busy cores), focal loss, lr 0.01, 8 epochs: 2.0's
-        # phantom, whole slice at 64 px: test AUC 0.80, F1 0.01; with the central 75 % crop
-        # (pe_utils.data.crop: 96 of the cache's 128 px, the lungs and every artery that can hold a
-        # demo clot inside it) 0.84, F1 0.51; 2.1's phantom with the crop 0.89, F1 0.60, oracle
-        # workload 87 %; 12 epochs: AUC 0.91, F1 0.61, oracle pair 0.75/0.25 at 68.9 % workload. The network needs about 6,000-7,700 training images
-        # (190-240 steps of 32), so each rate gets the epochs that give it about that many
-        # (epochs_by_rate: a 9/10 training set is 2.7 times a 1/3 one); the learning rate halves every
-        # 60 steps whatever the rate (schedule "iteration", Appendix A). lr 0.005, not the thesis's
-        # 0.01: at 0.01 the seeds disagreed (1/3: test AUC 0.910 at seed 0, 0.822 at seed 1, whose
-        # validation AUC fell to 0.24 in epoch 5; 3/4: 0.802 at seed 0); at 0.005 seed 1 gave 0.907
-        # at 1/3 and seed 0 0.902-0.949 at the seven rates, but less confident probabilities (oracle
-        # workload at 1/3 88.6 %, against 68.9 % at 0.01: README). Batch 16 was unstable
-        # (validation AUC 0.36-0.85 over 6 epochs at 1/3); focal gamma 1 gave AUC 0.911 but F1 0.38
-        # at 1/3 (gamma 2: 0.61)
-        "case1": dict(arch="resnet18", image_size=64, batch_size=32, epochs=5,
-                      epochs_small=12, lr=0.005, optimizer="sgd", momentum=0.9,
+        # phantom, whole slice at 64 px: test AUC 0.80, F1 0.01; with a central 75 % crop 0.84, F1
+        # 0.51; 2.1's phantom with the crop 0.89, F1 0.60. The network needs about 6,000-7,700
+        # training images (190-240 steps of 32), so each rate gets the epochs that give it about that
+        # many (epochs_by_rate: a 9/10 training set is 2.7 times a 1/3 one); the learning rate halves
+        # every 60 steps whatever the rate (schedule "iteration", Appendix A). ResNet18 at lr 0.01 was
+        # seed-unstable (1/3: test AUC 0.910 at seed 0, 0.822 at seed 1); ResNet10 at 48 px and lr
+        # 0.01 gave 0.920 and 0.911 at seeds 0 and 1 (1/3; oracle workload 71.5 % and 85.1 %), at
+        # lr 0.005 0.915 but so unconfident that no pair was useful (oracle workload 100 %).
+        # Batch 16 was unstable (validation AUC 0.36-0.85 over 6 epochs at 1/3); focal gamma 1 gave
+        # AUC 0.911 but F1 0.38 at 1/3 (gamma 2: 0.61)
+        # Budget (issue 13: the whole course in 20 minutes with set-up, 2 cores): on 2026-12-02 a
+        # fresh-clone make demo took 31 min, Case1 alone 15 (ResNet18 at 64 px: 105 s of training
+        # at 1/3). ResNet10 (pe_utils.learn.models.ARCHS) at 48 px on an 80-pixel box around the
+        # lungs' arteries (every demo clot's mask lies in rows 35-78, columns 28-106 of 128): 47 s
+        # of training and 11 s of TTA at 1/3 (against 105 s and 31 s), test AUC 0.915 (ResNet18: 0.903)
+        # at lr 0.005; the Case2/4 demo runs one seed (04 and 05 in notebooks/plan.json)
+        "case1": dict(arch="resnet10", image_size=48, batch_size=32, epochs=5,
+                      epochs_small=12, lr=0.01, optimizer="sgd", momentum=0.9,
                       lr_step=60, lr_gamma=0.5, schedule="iteration", gamma=2.0,
                       dropout=0.5, bias_prior=None, augment=True, seed=0,
-                      num_workers=0, max_gallery=12, crop=(0.125, 0.125, 0.75, 0.75),
+                      num_workers=0, max_gallery=12, crop=DEMO_CROP,
                       epochs_by_rate={"9/10": 4, "4/5": 4, "3/4": 4, "2/3": 5, "1/2": 7,
                                       "1/3": 12, "1/4": 13}),
         # Case3 on 2 CPU cores: pretraining in about two minutes (2400 images, two views each, 32 px:
@@ -88,10 +95,10 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # 5.33, 4.82, 4.56 on generator 2.0; 0.1 oscillated, 0.01 is the thesis's for 150 epochs).
         # Fine-tuning runs at Case1's 64 px and the pretraining views come from Case1's crop, so the
         # two cases see the same part of each slice (our choices)
-        "pretrain": dict(arch="resnet18", image_size=32, batch_size=128, epochs=3, lr=0.03,
+        "pretrain": dict(arch="resnet10", image_size=32, batch_size=128, epochs=3, lr=0.03,
                          momentum=0.9, temperature=0.1, hidden=None, out_dim=128,
                          snapshot_epochs=(), seed=0, num_workers=0, n_show=6,
-                         crop=(0.125, 0.125, 0.75, 0.75)),
+                         crop=DEMO_CROP),
         "case3": dict(batch_size=32, step1_epochs=2, step1_lr=0.001, step2_epochs=3, step2_lr=0.01,
                       keep_head_layers=0),
     },
@@ -171,7 +178,8 @@ _CASE2_SECTIONS: dict[str, dict[str, dict[str, Any]]] = {
                       test_patients=6, test_positive_fraction=1.0, test_seed=3, test_n_images=36,
                       test_n_positive=12, test_caps=(20, 4),
                       test_tolerance=dict(n_images_rel=0.2, positive_fraction_abs=0.1), manifest_seed=0),
-        "case2": dict(arch="resnet18", image_size=32, batch_size=16, epochs=1, lr=0.001, optimizer="adam",
+        "case2": dict(arch="resnet18", image_size=32, batch_size=16, epochs=1, epochs_by_fraction=None,
+                      lr=0.001, optimizer="adam",
                       momentum=0.9, lr_step=1, lr_gamma=0.5, schedule="epoch", schedule_reference_fraction=0.25,
                       gamma=2.0, dropout=0.5, bias_prior=0.01, class_weights=True, sampling="resample",
                       augment=True, dataset="dataset2", seed=0, num_workers=0, exam_topk=3),
@@ -189,7 +197,11 @@ _CASE2_SECTIONS: dict[str, dict[str, dict[str, Any]]] = {
         # CPU: ResNet18 at 64 px like Case1's demo; batch 32, not 256 (the 100 % training set is about
         # 650 images after re-sampling: 256 would give 3 steps an epoch); Adam at 0.001, not 0.01
         # (from scratch on a few hundred images 0.01 diverged in Case1's trials) (our choices)
-        "case2": dict(arch="resnet18", image_size=64, batch_size=32, epochs=4, lr=0.001, optimizer="adam",
+        # ResNet10 as Case1's demo (the whole slice at 64 px: Dataset2's cache has no crop). A 25 %
+        # set has 5 batches an epoch: 4 epochs gave test AUC 0.35 and 0.47 (2026-12-02), so it
+        # trains 16 epochs, the steps of the whole set's 4 (epochs_by_fraction; our choice)
+        "case2": dict(arch="resnet10", image_size=64, batch_size=32, epochs=4, epochs_by_fraction={25: 16},
+                      lr=0.001, optimizer="adam",
                       momentum=0.9, lr_step=2, lr_gamma=0.5, schedule="epoch", schedule_reference_fraction=0.25,
                       gamma=2.0, dropout=0.5, bias_prior=0.01, class_weights=True, sampling="resample",
                       augment=True, dataset="dataset2", seed=0, num_workers=0, exam_topk=3),
@@ -219,6 +231,7 @@ _CASE2_SECTIONS: dict[str, dict[str, dict[str, Any]]] = {
             image_size=128,          # 128x128 (4.1.1)
             batch_size=256,          # batch 256 (5.1.2; Table 6.3 exp. 10-11)
             epochs=50,               # 50 epochs (5.1.2)
+            epochs_by_fraction=None,  # every fraction trains 50 epochs (5.1.2)
             lr=0.01,                 # initial learning rate 0.01 (Table 6.3, C.2)
             optimizer="adam",        # Adam (5.1.3)
             momentum=0.9,            # SGD momentum of Table 6.3's SGD experiments (6.3.1)

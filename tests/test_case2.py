@@ -207,3 +207,11 @@ def test_the_thesis_profile_asks_for_the_thesis_counts():
                                                        PROFILES["thesis"]["data2"]["test_seed"])
     smoke_train, _ = dataset2_specs("smoke")
     assert smoke_train["n_images"] == PROFILES["smoke"]["data2"]["n_images"] != 19946
+
+
+def test_a_profiles_epochs_by_fraction_sets_the_epochs_unless_given():
+    assert case2_config("demo", train_fraction=25)["epochs"] == 16      # the demo's small set
+    assert case2_config("demo", train_fraction=100)["epochs"] == 4      # not listed: the profile's
+    assert case2_config("demo", train_fraction=25, epochs=2)["epochs"] == 2
+    assert case2_config("demo")["epochs"] == 4
+    assert case2_config("thesis", train_fraction=25)["epochs"] == 50    # 5.1.2: every fraction

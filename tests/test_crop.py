@@ -10,6 +10,7 @@ from pe_utils.data.augment import AffineAugment, tta_views
 from pe_utils.data.crop import apply_crop, check_crop, crop_pixels
 from pe_utils.data.datasets import CacheDataset, make_loader, set_epoch
 from pe_utils.data.slices import CacheSlices, DeviceLoader
+from pe_utils.profiles import DEMO_CROP
 
 N, SIDE = 10, 32
 BOX = (0.125, 0.125, 0.75, 0.75)
@@ -34,6 +35,8 @@ def test_a_bad_box_is_refused_with_its_value(bad):
 
 def test_pixels_of_the_demo_box_and_the_whole_slice():
     assert crop_pixels(BOX, 128, 128) == (16, 16, 96, 96)
+    # the demo's box: rows 17-96 and columns 27-106 of 128 hold every demo clot (rows 35-78, columns 28-106)
+    assert crop_pixels(DEMO_CROP, 128, 128) == (17, 27, 80, 80)
     assert crop_pixels(None, 128, 100) == (0, 0, 128, 100)
     assert crop_pixels((0.2, 0.05, 0.6, 0.9), 128, 128) == (26, 6, 77, 115)
     assert crop_pixels((0, 0, 1, 1), 7, 9) == (0, 0, 7, 9)

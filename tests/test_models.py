@@ -29,6 +29,15 @@ def test_output_and_feature_shapes(in_channels):
     assert m(x).shape == (2,)
 
 
+def test_resnet10_is_torchvisions_resnet_with_one_block_per_stage():
+    m = build_classifier("resnet10", in_channels=1).eval()
+    assert [len(getattr(m.backbone, f"layer{i}")) for i in range(1, 5)] == [1, 1, 1, 1]
+    assert m.num_features == 512 and m(torch.rand(2, 1, 48, 48)).shape == (2,)
+    # half of ResNet18's blocks: fewer parameters, the same stage names (Grad-CAM's layer4)
+    assert count_parameters(m) < 0.5 * count_parameters(build_classifier("resnet18", in_channels=1))
+    assert m.backbone.layer4[-1].conv2.out_channels == 512
+
+
 def test_resnet50_feature_size():
     m = build_classifier("resnet50")
     assert m.num_features == 2048 and m.head[-1].in_features == 2048

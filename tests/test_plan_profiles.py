@@ -70,7 +70,7 @@ def test_the_course_plan_runs_cases_2_and_4_per_profile(tmp_path):
     demo = names("demo")
     assert [n for n in demo if n.startswith(("04_", "05_"))] == [
         f"{nb}/fraction-{f}-seed{s}" for nb in ("04_case2_supervised", "05_case4_contrastive")
-        for f in (100, 25) for s in (0, 1)]
+        for f in (100, 25) for s in (0,)]
     smoke = names("smoke")
     assert {"02_case4_pretrain/02_case4_pretrain", "04_case2_ablation/experiment-1-seed0",
             "05_case4_contrastive/fraction-25-seed0"} <= set(smoke)

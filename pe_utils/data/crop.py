@@ -14,8 +14,9 @@ slice reaches a network: the training and evaluation batches (including the TTA 
 from the cropped batch) of :class:`pe_utils.data.slices.DeviceLoader`, the galleries of
 :class:`pe_utils.data.datasets.CacheDataset`, and Case3's pretraining and fine-tuning loaders.
 A box that cuts off part of the lungs would hide clots from the network: check it on the data.
-On the demo phantom (generator 2.1) every clot pixel of the cache's masks lies inside the central
-75 % (rows 35-78 and columns 28-106 of 128, measured 2026-12-02); the phantom's smallest peripheral
+On the demo phantom (generator 2.1) every clot pixel of the cache's masks lies in rows 35-78 and
+columns 28-106 of 128 (measured 2026-12-02): the demo's box (:data:`pe_utils.profiles.DEMO_CROP`,
+rows 17-96 and columns 27-106, 80 x 80 pixels) holds them all; the phantom's smallest peripheral
 vessels, which hold no demo clot, reach 7 % from the edge.
 """
 from __future__ import annotations

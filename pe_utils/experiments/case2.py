@@ -73,12 +73,17 @@ def fraction_of(train_fraction: float) -> float:
     return round(value / 100, 6)
 
 
-def case2_config(profile: str, experiment: int | None = None, **given: Any) -> dict[str, Any]:
+def case2_config(profile: str, experiment: int | None = None, train_fraction: float | None = None,
+                 **given: Any) -> dict[str, Any]:
     """The run's settings: the profile's ``case2`` section, then ``experiment``'s toggles, then ``given``.
 
     Args:
         profile: ``"smoke"``, ``"demo"`` or ``"thesis"``.
         experiment: 1-13 (Table 6.3, Table C.1) or None (the profile's setting, exp. 11's choices).
+        train_fraction: the run's % of the training set; a profile's ``epochs_by_fraction``
+            (the demo's: a small set gets more epochs, so that it trains for about as many
+            steps as the whole set) sets the epochs of the fractions it lists, unless
+            ``epochs`` is given. The thesis trains every fraction 50 epochs (5.1.2): no list.
         **given: notebook parameters; ``None`` means "the profile's (or the experiment's) value".
             ``dropout`` is a rate, ``bias`` a bool (or give ``bias_prior``, the pi of Eq. 5.2).
 
@@ -107,6 +112,9 @@ def case2_config(profile: str, experiment: int | None = None, **given: Any) -> d
         cfg.update(toggles)
     cfg.update(given)
     cfg["experiment"] = experiment
+    by_fraction = {float(k): int(v) for k, v in (cfg.get("epochs_by_fraction") or {}).items()}
+    if "epochs" not in given and train_fraction is not None and float(train_fraction) in by_fraction:
+        cfg["epochs"] = by_fraction[float(train_fraction)]
     for key, allowed in (("sampling", ("resample", "none")), ("schedule", ("epoch", "iteration")),
                          ("dataset", DATASETS), ("optimizer", ("sgd", "adam"))):
         if cfg[key] not in allowed:

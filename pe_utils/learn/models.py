@@ -18,8 +18,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-#: architectures build_classifier accepts (torchvision names)
-ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+#: architectures build_classifier accepts: torchvision's ResNets, and ``resnet10``, torchvision's
+#: ``ResNet`` with one basic block per stage (ResNet18 halved in depth, the ResNet-10 of
+#: MedicalNet and MONAI): the demo's CPU network, 3x ResNet18's training images/s at 48 px
+#: (bench/train.py; 2 cores)
+ARCHS = ("resnet10", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 
 
 class Classifier(nn.Module):
@@ -87,7 +90,7 @@ def build_classifier(arch: str = "resnet50", in_channels: int = 1, dropout: floa
 
     Returns:
         :class:`Classifier` with ``.backbone`` (features ``(B, F)``, F = 512 for
-        resnet18/34, 2048 for resnet50+) and ``.head``; ``forward`` gives logits ``(B,)``.
+        resnet10/18/34, 2048 for resnet50+) and ``.head``; ``forward`` gives logits ``(B,)``.
 
     Raises:
         ValueError: unknown arch, in_channels not 1 or 3, bad dropout / bias_prior, or
@@ -99,7 +102,12 @@ def build_classifier(arch: str = "resnet50", in_channels: int = 1, dropout: floa
         raise ValueError(f"in_channels must be 1 or 3, got {in_channels}")
     import torchvision  # lazily: importing pe_utils' names must not cost torchvision's ~1.5 s
 
-    backbone = getattr(torchvision.models, arch)(weights=None)
+    if arch == "resnet10":
+        from torchvision.models.resnet import BasicBlock, ResNet
+
+        backbone = ResNet(BasicBlock, [1, 1, 1, 1])
+    else:
+        backbone = getattr(torchvision.models, arch)(weights=None)
     if in_channels != 3:
         old = backbone.conv1
         backbone.conv1 = nn.Conv2d(in_channels, old.out_channels, kernel_size=old.kernel_size,
