@@ -33,7 +33,7 @@ THESIS_THRESHOLD_PAIRS: tuple[tuple[float, float], ...] = (
     (0.95, 0.05),
 )
 
-#: the demo's fixed crop (pe_utils.data.crop): rows 17-97 and columns 27-107 of a 128-pixel slice,
+#: the demo's fixed crop (pe_utils.data.crop): rows 17-96 and columns 27-106 of a 128-pixel slice,
 #: the box around every artery that can hold a demo clot (Case1, Case3's pretraining and fine-tuning)
 DEMO_CROP = (0.13, 0.21, 0.625, 0.625)
 
@@ -93,7 +93,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # Case3 on 2 CPU cores: pretraining in about two minutes (2400 images, two views each, 32 px:
         # 150 CPU-seconds for 3 epochs); lr 0.03 makes 54 steps show the loss falling (measured
         # 5.33, 4.82, 4.56 on generator 2.0; 0.1 oscillated, 0.01 is the thesis's for 150 epochs).
-        # Fine-tuning runs at Case1's 64 px and the pretraining views come from Case1's crop, so the
+        # Fine-tuning runs at Case1's 48 px and the pretraining views come from Case1's crop, so the
         # two cases see the same part of each slice (our choices)
         "pretrain": dict(arch="resnet10", image_size=32, batch_size=128, epochs=3, lr=0.03,
                          momentum=0.9, temperature=0.1, hidden=None, out_dim=128,
@@ -194,7 +194,7 @@ _CASE2_SECTIONS: dict[str, dict[str, dict[str, Any]]] = {
                       test_patients=12, test_positive_fraction=0.6, test_seed=3, test_n_images=120,
                       test_n_positive=38, test_caps=(8, 8),
                       test_tolerance=dict(n_images_rel=0.05, positive_fraction_abs=0.02), manifest_seed=0),
-        # CPU: ResNet18 at 64 px like Case1's demo; batch 32, not 256 (the 100 % training set is about
+        # CPU: batch 32, not 256 (the 100 % training set is about
         # 650 images after re-sampling: 256 would give 3 steps an epoch); Adam at 0.001, not 0.01
         # (from scratch on a few hundred images 0.01 diverged in Case1's trials) (our choices)
         # ResNet10 as Case1's demo (the whole slice at 64 px: Dataset2's cache has no crop). A 25 %
