@@ -59,11 +59,13 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # CPU: ResNet10 on 48x48 inputs (below). Generator 2.0's clots at the default difficulty (0.3) are
         # 1-2 pixels at 64 px: at 1/3 the network learned nothing (validation AUC 0.50-0.57 over
         # 8 epochs). Difficulty 0 of generator 2.0 (larger, longer, more central clots) still gave
-        # test AUC 0.80-0.85 and F1 0.00-0.36 at the seven rates (2026-11-30). Generator 2.1's
-        # difficulty 0 (pe_utils.phantom.anatomy.KNOBS: partly occluding clots in the trunk, main
-        # and lobar arteries only, few look-alikes, little noise) is the demo's phantom: easier than
-        # Dataset1 so that a CPU network learns it in a minute, with the same rule that a positive
-        # series holds 5-30 % positive slices (tests/test_phantom_statistics.py)
+        # test AUC 0.80-0.85 and F1 0.00-0.36 at the seven rates (2026-11-30). Generator 2.2's
+        # difficulty 0 (pe_utils.phantom.anatomy.KNOBS: partly occluding clots in the trunk and the
+        # main arteries only, few look-alikes, little noise) is the demo's phantom: easier than
+        # Dataset1 (no lobar, segmental or subsegmental clots) so that a CPU network learns it in a
+        # minute, with the same rule that a positive series holds 5-30 % positive slices
+        # (tests/test_phantom_statistics.py). 2.1's, which also had lobar clots, capped the demo's
+        # network at test AUC 0.92 and F1 0.5-0.6 at 1/3 (the figures below are on 2.1)
         "data": dict(patients=40, slices_per_patient=60, positive_fraction=0.8, seed=0,
                      difficulty=0.0, size=128, channels="gray", workers=2),
         # Measured 2026-12-02, rate 1/3, seed 0 (2 busy cores), focal loss, lr 0.01, 8 epochs: 2.0's
@@ -80,7 +82,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # Budget (issue 13: the whole course in 20 minutes with set-up, 2 cores): on 2026-12-02 a
         # fresh-clone make demo took 31 min, Case1 alone 15 (ResNet18 at 64 px: 105 s of training
         # at 1/3). ResNet10 (pe_utils.learn.models.ARCHS) at 48 px on an 80-pixel box around the
-        # lungs' arteries (every demo clot's mask lies in rows 35-78, columns 28-106 of 128): 47 s
+        # lungs' arteries (every demo clot's mask lies in rows 35-68, columns 33-91 of 128 on generator 2.2): 47 s
         # of training and 11 s of TTA at 1/3 (against 105 s and 31 s), test AUC 0.915 (ResNet18: 0.903)
         # at lr 0.005; the Case2/4 demo runs one seed (04 and 05 in notebooks/plan.json)
         "case1": dict(arch="resnet10", image_size=48, batch_size=32, epochs=5,

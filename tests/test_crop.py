@@ -35,7 +35,7 @@ def test_a_bad_box_is_refused_with_its_value(bad):
 
 def test_pixels_of_the_demo_box_and_the_whole_slice():
     assert crop_pixels(BOX, 128, 128) == (16, 16, 96, 96)
-    # the demo's box: rows 17-96 and columns 27-106 of 128 hold every demo clot (rows 35-78, columns 28-106)
+    # the demo's box: rows 17-96 and columns 27-106 of 128 hold every demo clot (generator 2.2: rows 35-68, columns 33-91)
     assert crop_pixels(DEMO_CROP, 128, 128) == (17, 27, 80, 80)
     assert crop_pixels(None, 128, 100) == (0, 0, 128, 100)
     assert crop_pixels((0.2, 0.05, 0.6, 0.9), 128, 128) == (26, 6, 77, 115)

@@ -35,7 +35,8 @@ the hila):
   artery from outside), contrast-mixing (flow) artefacts inside arteries (blurred, 100-200
   HU), streaks from the dense vena cava, respiratory motion ghosts, patient-specific noise.
 
-``difficulty`` in [0, 1] moves emboli from big central clots in wide arteries (0) to small
+``difficulty`` in [0, 1] moves emboli from big central clots in the trunk and main arteries only
+(0, the demo's phantom) to small
 clots down to segmental arteries with more, darker look-alikes and more noise (1).  The
 default was tuned on generator 1.0 (short scans, large central clots) so that a ResNet18
 trained for a minute on 64x64 gray images of the demo profile classified slices well at

@@ -24,8 +24,9 @@ from .writer import RSNA_COLUMNS, write_series_task
 #: Bump on any deliberate change of the phantom's pixels, headers or labels. It is written in
 #: each phantom folder (:data:`MARKER`) and recorded in its manifest (data_manifest/), whose
 #: check reports a phantom made by another version instead of a pixel mismatch.
-GENERATOR_VERSION = "2.1"  # 2.0: Dataset1's statistics (whole chest, short clots, 4.2 % positive);
-# 2.1: the easy end of the difficulty (the demo's phantom) has partly occluding central and lobar clots
+GENERATOR_VERSION = "2.2"  # 2.0: Dataset1's statistics (whole chest, short clots, 4.2 % positive);
+# 2.1: the easy end of the difficulty (the demo's phantom) has partly occluding central and lobar clots;
+# 2.2: central clots only there, 0.60-0.80 of the radius (anatomy.KNOBS; difficulty 0.3 and above unchanged)
 MARKER = ".pe_phantom"    # written in out_dir: lets a re-run replace its own old phantom
 RLE_LOSSLESS, J2K_LOSSLESS = "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.90"
 DEMO = PROFILES["demo"]["data"]  # the defaults of generate() and of the command line
