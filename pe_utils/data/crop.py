@@ -15,9 +15,10 @@ from the cropped batch) of :class:`pe_utils.data.slices.DeviceLoader`, the galle
 :class:`pe_utils.data.datasets.CacheDataset`, and Case3's pretraining and fine-tuning loaders.
 A box that cuts off part of the lungs would hide clots from the network: check it on the data.
 On the demo phantom (generator 2.2) every clot pixel of the cache's masks lies in rows 35-68 and
-columns 33-91 of 128 (measured 2026-12-03; 2.1's lobar clots reached rows 35-78, columns 28-106): the demo's box (:data:`pe_utils.profiles.DEMO_CROP`,
-rows 17-96 and columns 27-106, 80 x 80 pixels) holds them all; the phantom's smallest peripheral
-vessels, which hold no demo clot, reach 7 % from the edge.
+columns 33-91 of 128 (measured 2026-12-03; 2.1's lobar clots reached rows 35-78, columns 28-106):
+the demo's box (:data:`pe_utils.profiles.DEMO_CROP`, rows 17-96 and columns 27-106, 80 x 80
+pixels) holds them all; the phantom's smallest peripheral vessels, which hold no demo clot,
+reach 7 % from the edge.
 """
 from __future__ import annotations
 
