@@ -170,6 +170,20 @@ def test_case3_config_is_case1_plus_the_two_steps():
     assert cfg["epochs"] == PROFILES["smoke"]["case3"]["step1_epochs"] + 3 and cfg["seed"] == 7
 
 
+def test_the_demo_fine_tunes_as_many_epochs_as_case1_at_every_rate():
+    # the demo's Case1 trains 4-13 epochs by rate; Case3 at 2 + 3 everywhere was a budget gap, not a finding
+    from pe_utils import case1_config
+    from pe_utils.profiles import SAMPLING_RATES
+
+    for rate in SAMPLING_RATES:
+        cfg, _, _ = case3_config("demo", rate)
+        assert cfg["epochs"] == case1_config("demo", rate)[0]["epochs"], rate
+        assert cfg["step1_epochs"] == PROFILES["demo"]["case3"]["step1_epochs"]
+    assert [case3_config("demo", r)[0]["step2_epochs"] for r in ("9/10", "1/3", "1/4")] == [2, 10, 11]
+    assert case3_config("demo", "1/3", step2_epochs=3)[0]["epochs"] == 5     # a given value wins
+    assert case3_config("thesis", "9/10")[0]["epochs"] == case3_config("thesis", "1/4")[0]["epochs"] == 60  # 4.3
+
+
 def test_join_histories_counts_epochs_on():
     joined = join_histories([{"epoch": 1, "lr": 0.001}, {"epoch": 2, "lr": 0.001}], [{"epoch": 1, "lr": 0.01}])
     assert [(r["step"], r["epoch"], r["epoch_in_step"]) for r in joined] == [(1, 1, 1), (1, 2, 2), (2, 3, 1)]

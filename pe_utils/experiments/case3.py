@@ -6,7 +6,8 @@ focal loss, SGD and step decay, TTA, triage, threshold choices, the record), so 
 compare on the same test slices:
 
 - :func:`case3_config`: the profile's ``case1`` section, then its ``case3`` section (batch,
-  the two steps' epochs and learning rates, ``keep_head_layers``), then the given values;
+  the two steps' epochs and learning rates, ``keep_head_layers``, ``match_case1_epochs``), then
+  the given values;
 - :func:`case3_model`: the pretraining run's network turned into a classifier
   (:func:`pe_utils.to_classifier`);
 - :func:`case3_step`: step 1 freezes the encoder (its BatchNorm statistics too) and trains the
@@ -39,7 +40,10 @@ def case3_config(profile: str, sampling_rate: str | Fraction, **given: Any) -> t
         profile: ``"smoke"``, ``"demo"`` or ``"thesis"``.
         sampling_rate: as :func:`pe_utils.rate_name` takes it.
         **given: notebook parameters (``seed``, ``batch_size``, ``step1_epochs``, ``step2_lr``,
-            ``keep_head_layers``, ...); ``None`` means "the profile's value".
+            ``keep_head_layers``, ...); ``None`` means "the profile's value". Where the profile
+            sets ``match_case1_epochs`` (the demo), step 2 trains Case1's epochs at this rate less
+            step 1's, so both cases train as many epochs at every rate; a given ``step2_epochs``
+            wins.
 
     Returns:
         ``(cfg, rate_key, test_name)``; ``cfg["epochs"]`` is the two steps' epochs together.
@@ -49,7 +53,11 @@ def case3_config(profile: str, sampling_rate: str | Fraction, **given: Any) -> t
         ValueError: unknown profile, a bad rate, a step with fewer than 0 epochs.
     """
     cfg, rate_key, test_name = case1_config(profile, sampling_rate)
+    case1_epochs = cfg["epochs"]
     cfg.update(resolve("case3", profile, **given))
+    if cfg.get("match_case1_epochs") and given.get("step2_epochs") is None:
+        # the two steps together train Case1's epochs at this rate (the demo's equal budgets)
+        cfg["step2_epochs"] = max(case1_epochs - cfg["step1_epochs"], 0)
     if min(cfg["step1_epochs"], cfg["step2_epochs"]) < 0:
         raise ValueError(f"step epochs must be >= 0, got {cfg['step1_epochs']} and {cfg['step2_epochs']}")
     cfg["epochs"] = cfg["step1_epochs"] + cfg["step2_epochs"]
