@@ -146,13 +146,36 @@ def test_figures_build_with_one_trace_per_slice_and_a_grid_cell_per_model():
     assert kinds.count("image") == 6 and kinds.count("heatmap") == 6 and kinds.count("contour") == 1
 
 
+def test_cam_grid_is_the_size_of_the_layers_output():
+    import torch
+
+    from pe_utils.experiments.explain_runs import CAM_STRIDES, cam_grid
+    from pe_utils.learn.models import build_classifier
+
+    model = build_classifier("resnet10", in_channels=1).eval()
+    seen = {}
+    hooks = [getattr(model.backbone, layer).register_forward_hook(
+        lambda module, args, out, layer=layer: seen.__setitem__(layer, tuple(out.shape[-2:]))) for layer in CAM_STRIDES]
+    try:
+        for side in (32, 48, 50, 64, 128):
+            with torch.no_grad():
+                model(torch.zeros(1, 1, side, side))
+            assert seen == {layer: (cam_grid(side, layer),) * 2 for layer in CAM_STRIDES}, side
+    finally:
+        for hook in hooks:
+            hook.remove()
+    # every stride-2 step rounds up: the demo's 48 px give layer4 a 2 x 2 map, not 48 // 32 = 1
+    assert (cam_grid(48, "layer4"), cam_grid(48, "layer2"), cam_grid(128, "layer4")) == (2, 6, 4)
+
+
 def test_localisation_summary_words_what_cases_2_and_4_lack(tmp_path):
     import json
 
     from pe_utils.report.figures_explain import localisation_summary
 
-    rows = [dict(model="Case1 (supervised), 9/10", energy_mean=0.2, energy_chance=0.02, pointing_rate=0.5,
-                 n=4, auc=0.9, oracle_workload_pct=80.0, practical_workload_pct=85.0),
+    rows = [dict(model="Case1 (supervised), 9/10", energy_mean=0.2, energy_chance=0.02, energy_perfect=0.4,
+                 pointing_rate=0.5, pointing_perfect=0.6, cam_grid="6x6", n=4, auc=0.9, oracle_workload_pct=80.0,
+                 practical_workload_pct=85.0),
             dict(model="Case2 (supervised), 100 %", energy_mean=0.1, energy_chance=0.02, pointing_rate=None,
                  n=4, auc=0.8)]
     run = tmp_path / "06_explain" / "06_explain"
@@ -163,3 +186,4 @@ def test_localisation_summary_words_what_cases_2_and_4_lack(tmp_path):
     assert "nan" not in html and "none" not in html
     assert table["workload % (oracle)"].tolist() == [80.0, "no triage (Cases 2/4)"]
     assert table["pointing rate"].tolist() == [0.5, "not measured"]
+    assert table["ceiling (perfect map)"].tolist() == [0.4, "not measured"] and table["Grad-CAM grid"].iloc[0] == "6x6"

@@ -99,6 +99,9 @@ def test_smoke_batch_explains_every_layer_and_scores_every_model(smoke_batch):
                             + [(c, f) for c in ("case2", "case4") for f in (100.0, 25.0)])
     for s in run.localisation:
         assert s["n"] > 0 and 0 <= s["energy_mean"] <= 1 and 0 <= s["pointing_rate"] <= 1, s
+        # beside each score its ceiling: a perfect map at the layer's grid (1 x 1 at the smoke's 32 px: flat)
+        assert s["cam_grid"] == f"{s['grid']}x{s['grid']}" and 0 <= s["pointing_perfect"] <= 1, s
+        assert s["energy_perfect"] >= s["energy_chance"] - 1e-6, s
 
 
 def test_smoke_batch_summary_sets_cases_2_and_4_beside_the_thesis(smoke_batch):

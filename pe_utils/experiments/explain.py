@@ -227,8 +227,10 @@ def show_slices(labels: np.ndarray, n: int = 2) -> np.ndarray:
 
 
 def localisation_table(scores: list[dict]) -> pd.DataFrame:
-    """One row per model: energy in the dilated mask, its chance level, the pointing rate, n."""
-    cols = ["model", "energy_mean", "energy_chance", "pointing_rate", "n", "cam_grid", "auc"]
+    """One row per model: energy in the dilated mask beside its chance level (a flat map) and its
+    ceiling (a perfect map at the layer's grid), the pointing rate beside its ceiling, n."""
+    cols = ["model", "energy_mean", "energy_chance", "energy_perfect", "pointing_rate", "pointing_perfect", "n",
+            "cam_layer", "cam_grid", "auc"]
     return pd.DataFrame([s for s in scores if s], columns=cols)
 
 

@@ -183,6 +183,21 @@ def run_test_set(run: dict, profile: str, cache_dir: str | Path | None = None,
             "masks": _masks_at(getattr(cache, "masks", None), rows, size, crop)}
 
 
+#: ResNet's blocks and their output stride (conv1 and the max pool halve, then layer2-4 each halve)
+CAM_STRIDES = {"layer4": 32, "layer3": 16, "layer2": 8, "layer1": 4}
+
+
+def cam_grid(size: int, cam_layer: str) -> int:
+    """Cells per side of a Grad-CAM map on ``cam_layer`` of a ResNet fed ``size`` x ``size`` inputs.
+
+    Every stride-2 step rounds up (padding 3 then 1), so 48 px gives layer4 a 2 x 2 map, not 1 x 1.
+    """
+    side = int(size)
+    for _ in range(CAM_STRIDES[cam_layer].bit_length() - 1):
+        side = -(-side // 2)
+    return side
+
+
 def localisation_study(run: dict, test: dict, show: np.ndarray, dilate_px: int = 2,
                        batch_size: int = 64, device="cpu", cam_layer: str = "layer4") -> dict[str, Any]:
     """Grad-CAM of the run's model on every positive test slice (scored) and on ``show``.
@@ -196,9 +211,10 @@ def localisation_study(run: dict, test: dict, show: np.ndarray, dilate_px: int =
     positive = np.flatnonzero(test["labels"] == 1)
     wanted = np.unique(np.concatenate([positive, show]) if test["masks"] is not None else np.asarray(show, int))
     x = network_inputs(test["cache"].images[rows[wanted]], test["size"], crop=test.get("crop"))
-    if cam_layer not in ("layer4", "layer3"):
-        raise ValueError(f"cam_layer must be 'layer4' (the last block, the thesis's) or 'layer3', got {cam_layer!r}")
-    stride = {"layer4": 32, "layer3": 16}[cam_layer]
+    if cam_layer not in CAM_STRIDES:
+        raise ValueError(f"cam_layer must be one of {', '.join(CAM_STRIDES)} (layer4: the last block, the thesis's), "
+                         f"got {cam_layer!r}")
+    grid = cam_grid(test["size"], cam_layer)
     with grad_cam(model, getattr(model.backbone, cam_layer)[-1]) as cam:
         maps = cam(x, batch_size=batch_size)
     with torch.no_grad():
@@ -207,12 +223,12 @@ def localisation_study(run: dict, test: dict, show: np.ndarray, dilate_px: int =
     m = run["metrics"]
     scores = None
     if test["masks"] is not None:
-        scores = localisation_scores(maps[[at[int(p)] for p in positive]], test["masks"][positive], dilate_px)
+        scores = localisation_scores(maps[[at[int(p)] for p in positive]], test["masks"][positive], dilate_px, grid=grid)
         scores.update({"model": run["label"], "case": run["case"], run["setting"]: run["value"],
                        "seed": m.get("seed"), "run": str(run["run_dir"]), "auc": m.get("auc"),
                        "oracle_workload_pct": m.get("oracle_workload_pct"),
                        "practical_workload_pct": m.get("practical_workload_pct"),
-                       "cam_layer": cam_layer, "cam_grid": f"{max(1, test['size'] // stride)}x{max(1, test['size'] // stride)}"})
+                       "cam_layer": cam_layer, "cam_grid": f"{grid}x{grid}"})
     pick = [at[int(s)] for s in show]
     return {"scores": scores, "maps": maps[pick], "images": x[np.searchsorted(wanted, show), 0].numpy(),
             "probs": probs, "masks": None if test["masks"] is None else test["masks"][show]}

@@ -167,7 +167,9 @@ def localisation_summary(reports_dir: str | Path):
         return Markdown("Notebook 06 scored no Grad-CAM map: " + str(last.get("localisation_note") or "no model."))
     table = pd.DataFrame(rows)
     names = {"model": "model", "energy_mean": "energy on the clot", "energy_chance": "chance level (flat map)",
-             "pointing_rate": "pointing rate", "n": "positive test slices", "auc": "AUC",
+             "energy_perfect": "ceiling (perfect map)", "pointing_rate": "pointing rate",
+             "pointing_perfect": "pointing ceiling (perfect map)", "cam_grid": "Grad-CAM grid",
+             "n": "positive test slices", "auc": "AUC",
              "oracle_workload_pct": "workload % (oracle)", "practical_workload_pct": "workload % (validation)"}
     table = table[[k for k in names if k in table]].round(3).astype(object)
     # Cases 2/4 classify without a triage, so they have no workload; a missing score says so in words
