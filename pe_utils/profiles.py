@@ -101,10 +101,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                          momentum=0.9, temperature=0.1, hidden=None, out_dim=128,
                          snapshot_epochs=(), seed=0, num_workers=0, n_show=6,
                          crop=DEMO_CROP),
-        # match_case1_epochs: step 2 trains Case1's epochs at each rate less step 1's 2 (9/10: 2 + 2,
-        # 1/3: 2 + 10, 1/4: 2 + 11), so the comparison with Case1 is not a budget gap. With 2 + 3 at every
-        # rate (stop 18, seed 0) Case3 got AUC 0.961 and 0.886 at 1/3 and 1/4 against Case1's 0.982
-        # and 0.982; with Case1's epochs 0.982 and 0.973 (our choice)
+        # match_case1_epochs: step 2 trains Case1's epochs less step 1's (9/10: 2 + 2, 1/4: 2 + 11), so Case3 vs
+        # Case1 is no budget gap (2 + 3 everywhere gave AUC 0.886 at 1/4 against 0.982, equal epochs 0.973; our choice)
         "case3": dict(batch_size=32, step1_epochs=2, step1_lr=0.001, step2_epochs=3, step2_lr=0.01,
                       keep_head_layers=0, match_case1_epochs=True),
     },
@@ -267,11 +265,8 @@ for _profile, _sections in _CASE2_SECTIONS.items():
 # choice: train and test sets of similar size), masks dilated by 2 px before scoring Grad-CAM (our
 # choice). The smoke profile draws t-SNE only: UMAP's first call compiles numba code (about 8 s
 # on an idle 2-core machine, the smoke run's largest cost); tests/test_embeddings.py covers UMAP.
-# cam_layer: Grad-CAM on ResNet's last block, layer4, as the thesis (4x4 at its 128 px). The demo's
-# networks see 48 px (Case1/3) and 64 px (Case2/4), where layer4's map is 2x2: even a perfect map
-# there scored energy 0.064-0.072 against chance 0.051-0.059 and a pointing rate of 0 (2026-12-03,
-# the demo's seed-0 models). layer2 (6x6 and 8x8) lets a perfect map reach energy 0.36-0.43 and
-# pointing 0.37-0.40, so the demo scores layer2 (our choice; the notebook names the layer).
+# cam_layer: layer4, the last block, as the thesis (4x4 at 128 px); at the demo's 48-64 px it is 2x2, where a perfect
+# map scored energy 0.064-0.072 against chance 0.051-0.059, pointing 0; layer2 (6x6, 8x8): 0.36-0.43, 0.37-0.40 (our choice)
 _EXPLAIN = dict(n_views=20, probe_rate="1/2", dilate_px=2, seed=0, cam_layer="layer4")
 for _profile, _reductions, _layer in (("smoke", ("tsne",), "layer4"), ("demo", ("tsne", "umap"), "layer2"),
                                       ("thesis", ("tsne", "umap"), "layer4")):

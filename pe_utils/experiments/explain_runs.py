@@ -188,14 +188,9 @@ CAM_STRIDES = {"layer4": 32, "layer3": 16, "layer2": 8, "layer1": 4}
 
 
 def cam_grid(size: int, cam_layer: str) -> int:
-    """Cells per side of a Grad-CAM map on ``cam_layer`` of a ResNet fed ``size`` x ``size`` inputs.
-
-    Every stride-2 step rounds up (padding 3 then 1), so 48 px gives layer4 a 2 x 2 map, not 1 x 1.
-    """
-    side = int(size)
-    for _ in range(CAM_STRIDES[cam_layer].bit_length() - 1):
-        side = -(-side // 2)
-    return side
+    """Cells per side of a Grad-CAM map on ``cam_layer`` of a ResNet fed ``size`` x ``size`` inputs:
+    every stride-2 step rounds up, so the side is ceil(size / stride) (48 px: layer4 2 x 2, not 1 x 1)."""
+    return -(-int(size) // CAM_STRIDES[cam_layer])
 
 
 def localisation_study(run: dict, test: dict, show: np.ndarray, dilate_px: int = 2,
