@@ -1,7 +1,12 @@
-"""Shared fixtures: one small phantom and its cache per test session."""
+"""Shared fixtures: one small phantom and its cache per test session, and the kill of a running
+preprocessing that the resume tests start from."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +44,32 @@ def smoke_batch(smoke_cache, tmp_path_factory):
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-5000:]
     return out, log
+
+
+@pytest.fixture
+def killed_preprocess():
+    """``kill(args, out, chunks=3)``: run ``python -m pe_utils preprocess ARGS`` (writing to ``out``)
+    and SIGKILL it once ``chunks`` chunk records are on disk. Used by the resume tests of
+    test_preprocess.py and test_masks.py. A run that ended before the kill fails the test rather
+    than skipping it: the resume would then check nothing."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def kill(args, out, chunks: int = 3, timeout: float = 60):
+        env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+        proc = subprocess.Popen([sys.executable, "-m", "pe_utils", "preprocess", *args], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        progress, deadline = Path(out) / "progress", time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            if len(list(progress.glob("chunk_*.json"))) >= chunks:
+                break
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        assert not (Path(out) / "settings.json").exists(), "the run finished before it was killed: use smaller chunks"
+        assert progress.exists(), "the run was killed before it wrote a chunk"
+
+    return kill

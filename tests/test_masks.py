@@ -161,29 +161,16 @@ def test_resumed_run_gives_the_same_masks(synth_root, smoke_cache, tmp_path):
     assert (out / "images.npy").read_bytes() == (smoke_cache / "images.npy").read_bytes()
 
 
-def test_masks_survive_a_sigkill_and_two_workers(synth_root, smoke_cache, tmp_path):
+def test_masks_survive_a_sigkill_and_two_workers(synth_root, smoke_cache, tmp_path, killed_preprocess):
     import os
-    import signal
     import subprocess
     import sys
-    import time
 
     out = tmp_path / "cache"
-    args = [sys.executable, "-m", "pe_utils", "preprocess", "--rsna-root", str(synth_root),
-            "--out", str(out), "--size", "64", "--chunk-size", "4", "--no-progress"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(args + ["--workers", "1"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        if len(list((out / "progress").glob("chunk_*.json"))) >= 3:
-            break
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=30)
-    if (out / "settings.json").exists():
-        pytest.skip("the run finished before it could be killed")
-    resumed = subprocess.run(args + ["--workers", "2"], cwd=ROOT, env=env, capture_output=True,
+    args = ["--rsna-root", str(synth_root), "--out", str(out), "--size", "64", "--chunk-size", "4", "--no-progress"]
+    killed_preprocess(args + ["--workers", "1"], out)
+    resumed = subprocess.run([sys.executable, "-m", "pe_utils", "preprocess", *args, "--workers", "2"], cwd=ROOT,
+                             env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1"), capture_output=True,
                              text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert (out / "masks.npy").read_bytes() == (smoke_cache / "masks.npy").read_bytes()

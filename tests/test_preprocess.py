@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -379,22 +377,12 @@ def test_resume_after_stop_equals_clean_run(resume_root, clean_run, tmp_path, wo
     assert _files(out) == clean_run
 
 
-def test_resume_after_sigkill_equals_clean_run(resume_root, clean_run, tmp_path):
+def test_resume_after_sigkill_equals_clean_run(resume_root, clean_run, tmp_path, killed_preprocess):
     out = tmp_path / "cache"
     args = ["--rsna-root", str(resume_root), "--out", str(out), "--size", "8", "--chunk-size",
             "1", "--pseudonym-key", "k", "--workers", "1", "--no-progress"]
     # chunk size 1 here, 2 in the clean run: chunking must not change the result
-    proc = _run_cli(args)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        if len(list((out / "progress").glob("chunk_*.json"))) >= 3:
-            break
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=30)
-    if (out / "settings.json").exists():
-        pytest.skip("the run finished before it could be killed")
-    assert (out / "progress").exists()
+    killed_preprocess(args, out)
     resumed = _run_cli(args)
     _, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
