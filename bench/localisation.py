@@ -28,6 +28,7 @@ def main() -> None:
 
     from pe_utils.data.cache import load_cache
     from pe_utils.evaluate.gradcam import grad_cam
+    from pe_utils.experiments.explain_runs import cam_grid
     from pe_utils.evaluate.localisation import localisation_scores
     from pe_utils.learn.models import build_classifier
 
@@ -77,10 +78,8 @@ def main() -> None:
     pos = held[y[held] == 1]
     print(f"ResNet18, {args.epochs} epochs at {args.size} px ({time.perf_counter() - start:.0f} s): "
           f"held-out AUC {roc_auc_score(y[held], p.numpy()):.3f}, {len(pos)} positive slices")
-    layers = (("layer4", model.backbone.layer4[-1], 32), ("layer3", model.backbone.layer3[-1], 16),
-              ("layer2", model.backbone.layer2[-1], 8))
-    for name, layer, stride in layers:
-        grid = max(1, args.size // stride)
+    for name in ("layer4", "layer3", "layer2"):
+        grid, layer = cam_grid(args.size, name), getattr(model.backbone, name)[-1]
         with grad_cam(model, layer) as cam:
             maps = cam(x[pos])
         for d in (2, 4, 8, 16):

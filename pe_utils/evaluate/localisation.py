@@ -16,7 +16,7 @@ The dilation (``scipy.ndimage.binary_dilation``) forgives the few pixels a 4 x 4
 map, upsampled, is off by; at a cache of 64-128 px a clot covers a handful of pixels.
 
 What a map of that resolution could score: Grad-CAM on ResNet's ``layer4`` is a g x g grid
-(g = side / 32: 2 x 2 at 64 px, 4 x 4 at 128 px) upsampled bilinearly, so even a perfect map
+(g = side / 32 rounded up: 2 x 2 at 48-64 px, 4 x 4 at 128 px) upsampled bilinearly, so even a perfect map
 spreads over a whole cell. :func:`perfect_maps` builds that perfect map (1 on the grid cells
 the clot touches, 0 elsewhere, upsampled the same way), and ``localisation_scores(...,
 grid=g)`` scores it beside the model (``energy_perfect``, ``pointing_perfect``): the level a
@@ -119,7 +119,7 @@ def perfect_maps(masks, grid: int) -> np.ndarray:
 
     Args:
         masks: (N, H, W) square clot masks.
-        grid: cells per side of the map before upsampling (Grad-CAM on ``layer4``: H / 32).
+        grid: cells per side of the map before upsampling (Grad-CAM on ``layer4``: H / 32 rounded up).
 
     Returns:
         float32 (N, H, W): the cells' any-pooled masks upsampled bilinearly (half-pixel
@@ -150,7 +150,7 @@ def localisation_scores(maps, masks, dilate_px: int = 2, grid: int | None = None
 
     Args:
         maps, masks, dilate_px: as :func:`energy_in_mask`.
-        grid: the map's cells per side before upsampling (``side // 32`` for ``layer4``);
+        grid: the map's cells per side before upsampling (``pe_utils.experiments.explain_runs.cam_grid``);
             given, the perfect map of that grid (:func:`perfect_maps`) is scored too.
 
     Returns:
