@@ -46,22 +46,28 @@ def smoke_batch(smoke_cache, tmp_path_factory):
     return out, log
 
 
+def preprocess_cli(args, **popen):
+    """``python -m pe_utils preprocess ARGS`` started from the checkout, one torch thread, output piped."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-m", "pe_utils", "preprocess", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
 @pytest.fixture
 def killed_preprocess():
     """``kill(args, out, chunks=3)``: run ``python -m pe_utils preprocess ARGS`` (writing to ``out``)
     and SIGKILL it once ``chunks`` chunk records are on disk. Used by the resume tests of
     test_preprocess.py and test_masks.py. A run that ended before the kill fails the test rather
     than skipping it: the resume would then check nothing."""
-    import os
     import signal
-    import subprocess
-    import sys
     import time
 
     def kill(args, out, chunks: int = 3, timeout: float = 60):
-        env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-        proc = subprocess.Popen([sys.executable, "-m", "pe_utils", "preprocess", *args], cwd=ROOT, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = preprocess_cli(args)
         progress, deadline = Path(out) / "progress", time.monotonic() + timeout
         while time.monotonic() < deadline and proc.poll() is None:
             if len(list(progress.glob("chunk_*.json"))) >= chunks:

@@ -16,6 +16,7 @@ from pe_utils.data.preprocess import preprocess
 from pe_utils.phantom.emboli import MIN_DEFECT_MM2
 from pe_utils.phantom.masks import MARKER, MASKS_DIR, SeriesMasks, clot_masks, mask_path
 from pe_utils.phantom.render import make_patient
+from conftest import preprocess_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -162,17 +163,12 @@ def test_resumed_run_gives_the_same_masks(synth_root, smoke_cache, tmp_path):
 
 
 def test_masks_survive_a_sigkill_and_two_workers(synth_root, smoke_cache, tmp_path, killed_preprocess):
-    import os
-    import subprocess
-    import sys
-
     out = tmp_path / "cache"
     args = ["--rsna-root", str(synth_root), "--out", str(out), "--size", "64", "--chunk-size", "4", "--no-progress"]
     killed_preprocess(args + ["--workers", "1"], out)
-    resumed = subprocess.run([sys.executable, "-m", "pe_utils", "preprocess", *args, "--workers", "2"], cwd=ROOT,
-                             env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1"), capture_output=True,
-                             text=True, timeout=120)
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = preprocess_cli(args + ["--workers", "2"])
+    _, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
     assert (out / "masks.npy").read_bytes() == (smoke_cache / "masks.npy").read_bytes()
 
 

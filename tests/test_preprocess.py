@@ -1,9 +1,6 @@
 """pe_utils.data.preprocess (and resize, cache, pseudonym): DICOM folder -> cache (order, labels, resize, skips, resume, privacy)."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +15,9 @@ from pe_utils.data.errors import PreprocessError, PreprocessInterrupted
 from pe_utils.data.preprocess import preprocess
 from pe_utils.data.pseudonym import pseudonym
 from pe_utils.data.resize import _antialias_weights, block_mean, resize
+from conftest import preprocess_cli
 from test_dicom import BAD_FILES, bad_not_dicom, write_ct
 
-REPO = Path(__file__).resolve().parents[1]
 SIDE = 32  # slice side in the test folders; cached at 8 (a whole factor, 4)
 IDENTITY = {"PatientName": "Zyxwvut^Quirinalia", "PatientBirthDate": "19230817",
             "InstitutionName": "Grepmeister Memorial Clinic", "StudyDate": "20191123",
@@ -333,13 +330,6 @@ def test_manifest_by_sop_uid_only(mixed_root, tmp_path):
 
 
 # ----------------------------------------------------------------------------- resume
-def _run_cli(args, **popen):
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "pe_utils", "preprocess", *args],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **popen)
-
-
 def _files(folder: Path) -> dict:
     return {p.relative_to(folder).as_posix(): p.read_bytes()
             for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -364,13 +354,13 @@ def test_resume_after_stop_equals_clean_run(resume_root, clean_run, tmp_path, wo
     out = tmp_path / "cache"
     args = ["--rsna-root", str(resume_root), "--out", str(out), "--size", "8", "--chunk-size",
             "2", "--pseudonym-key", "k", "--workers", workers, "--no-progress"]
-    stopped = _run_cli(args + ["--stop-after-chunks", "3"])
+    stopped = preprocess_cli(args + ["--stop-after-chunks", "3"])
     _, err = stopped.communicate(timeout=120)
     assert stopped.returncode == 3, err
     assert not (out / "settings.json").exists()
     done = len(list((out / "progress").glob("chunk_*.json")))
     assert 3 <= done < 12  # 23 files in chunks of 2
-    resumed = _run_cli(args)
+    resumed = preprocess_cli(args)
     text, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
     assert "resumed" in text
@@ -383,7 +373,7 @@ def test_resume_after_sigkill_equals_clean_run(resume_root, clean_run, tmp_path,
             "1", "--pseudonym-key", "k", "--workers", "1", "--no-progress"]
     # chunk size 1 here, 2 in the clean run: chunking must not change the result
     killed_preprocess(args, out)
-    resumed = _run_cli(args)
+    resumed = preprocess_cli(args)
     _, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
     assert _files(out) == clean_run
