@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import atomic_open, sha256_file, write_atomic
+from .errors import CacheError
 from .windows import GRAY_WEIGHTS, Window
 
 __all__ = ["Cache", "load_cache", "FORMAT_VERSION", "INDEX_COLUMNS", "quantize", "split_skipped",
@@ -55,7 +56,8 @@ class Cache:
 
 
 def load_cache(cache_dir: str | Path) -> Cache:
-    """Open a finished cache folder.
+    """Open a finished cache folder, checking that its files agree; cheaply: of ``images.npy``
+    only the header is read (the data are memory-mapped).
 
     Returns:
         Cache with ``images`` (read-only memmap, uint8), ``index`` and ``skipped``
@@ -64,28 +66,55 @@ def load_cache(cache_dir: str | Path) -> Cache:
 
     Raises:
         FileNotFoundError: no ``settings.json`` (not a cache, or an unfinished run).
-        ValueError: images, masks and index disagree in length.
+        CacheError: (a ValueError) ``settings.json`` unreadable; ``images.npy``, ``index.csv`` or
+            ``skipped.csv`` missing or unreadable; a column of :data:`INDEX_COLUMNS` missing; index
+            rows and images (or masks) of different counts. It names the folder and the remedy.
     """
     cache_dir = Path(cache_dir)
     if not (cache_dir / "settings.json").exists():
         raise FileNotFoundError(f"{cache_dir} is not a finished cache (no settings.json); "
                                 "run `python -m pe_utils preprocess` (it resumes)")
-    settings = json.loads((cache_dir / "settings.json").read_text())
-    images = np.load(cache_dir / "images.npy", mmap_mode="r")
-    index = pd.read_csv(cache_dir / "index.csv", dtype=_INDEX_DTYPES)
-    index["instance_number"] = index["instance_number"].astype("Int64")
-    skipped = pd.read_csv(cache_dir / "skipped.csv", dtype=str, keep_default_na=False)
+    try:
+        settings = json.loads((cache_dir / "settings.json").read_text())
+        root = settings.get("rsna_root")   # the DICOM folder the error's remedy preprocesses
+    except (OSError, ValueError, AttributeError) as exc:   # AttributeError: JSON but no object
+        raise CacheError(cache_dir, f"settings.json is unreadable ({exc})") from exc
+    images = _open_npy(cache_dir, "images.npy", root)
+    index = _read_csv(cache_dir, "index.csv", root, dtype=_INDEX_DTYPES)
+    missing = [c for c in INDEX_COLUMNS if c not in index.columns]
+    if missing:   # a file cut short in its header, or not the cache's index
+        raise CacheError(cache_dir, f"index.csv lacks the column(s) {', '.join(missing)} "
+                         f"(it has {', '.join(map(str, index.columns)) or 'none'})", root)
     if len(index) != images.shape[0]:
-        raise ValueError(f"{cache_dir}: index.csv has {len(index)} rows, "
-                         f"images.npy {images.shape[0]} images")
+        raise CacheError(cache_dir, f"index.csv has {len(index)} rows but images.npy holds {images.shape[0]} "
+                         "images (one row per image: a file cut short or replaced)", root)
+    try:
+        index["instance_number"] = index["instance_number"].astype("Int64")
+    except (TypeError, ValueError) as exc:
+        raise CacheError(cache_dir, f"index.csv's instance_number is not whole numbers ({exc})", root) from exc
+    skipped = _read_csv(cache_dir, "skipped.csv", root, dtype=str, keep_default_na=False)
     masks = None
     if (cache_dir / "masks.npy").exists():
-        masks = np.load(cache_dir / "masks.npy", mmap_mode="r")
+        masks = _open_npy(cache_dir, "masks.npy", root)
         if masks.shape != (len(index),) + images.shape[-2:]:
-            raise ValueError(f"{cache_dir}: masks.npy has shape {masks.shape}, expected "
-                             f"{(len(index),) + images.shape[-2:]} (one mask per image)")
+            raise CacheError(cache_dir, f"masks.npy has shape {masks.shape}, expected "
+                             f"{(len(index),) + images.shape[-2:]} (one mask per image)", root)
     return Cache(images=images, index=index, skipped=skipped, settings=settings, dir=cache_dir,
                  masks=masks)
+
+
+def _open_npy(cache_dir: Path, name: str, root: str | None) -> np.ndarray:
+    try:   # a file shorter than its header says fails to map: ValueError
+        return np.load(cache_dir / name, mmap_mode="r")
+    except (OSError, ValueError, EOFError) as exc:
+        raise CacheError(cache_dir, f"{name} is missing or unreadable ({exc})", root) from exc
+
+
+def _read_csv(cache_dir: Path, name: str, root: str | None, **options) -> pd.DataFrame:
+    try:
+        return pd.read_csv(cache_dir / name, **options)
+    except (OSError, ValueError) as exc:   # missing, empty, or rows that do not parse
+        raise CacheError(cache_dir, f"{name} is missing or unreadable ({exc})", root) from exc
 
 
 def quantize(x: np.ndarray) -> np.ndarray:

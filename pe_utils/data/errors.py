@@ -1,4 +1,5 @@
-"""The data wing's errors: why a file cannot be read as a CT slice, why a run cannot finish.
+"""The data wing's errors: why a file cannot be read as a CT slice, why a run cannot finish,
+why a cache cannot be opened.
 
 Every read error names the file and the cause, ``"<path>: <cause>"``, and keeps both apart
 (``path``, ``reason``) so preprocessing can list the cause in ``skipped.csv``. Messages never
@@ -11,7 +12,7 @@ import os
 
 __all__ = ["DicomReadError", "NotDicomError", "TruncatedDicomError", "NoPixelDataError",
            "NotCTError", "UnsupportedImageError", "MissingDecoderError", "CorruptPixelDataError",
-           "PreprocessError", "PreprocessInterrupted"]
+           "PreprocessError", "PreprocessInterrupted", "CacheError"]
 
 
 class DicomReadError(ValueError):
@@ -65,3 +66,30 @@ class PreprocessError(RuntimeError):
 
 class PreprocessInterrupted(PreprocessError):
     """Stopped on purpose after some chunks (testing hook); rerun to resume."""
+
+
+class CacheError(ValueError):
+    """A cache folder that is damaged or incomplete: a file missing or unreadable, a column
+    missing, ``index.csv`` and ``images.npy`` of different lengths.
+
+    The message names the folder, what is wrong and how to make the cache again. Preprocessing
+    keeps a finished cache whose settings match (even with ``--overwrite``), so the remedy
+    deletes ``settings.json`` first; the folder's pseudonym key stays, and with it the
+    patients' pseudonyms.
+
+    Attributes:
+        cache_dir: the cache folder.
+        problem: what is wrong, without the folder and the remedy.
+        rsna_root: the DICOM folder the cache was made from, when its settings say.
+    """
+
+    def __init__(self, cache_dir: str | os.PathLike, problem: str, rsna_root: str | None = None):
+        self.cache_dir, self.problem, self.rsna_root = str(cache_dir), problem, rsna_root
+        settings = os.path.join(self.cache_dir, "settings.json")
+        super().__init__(
+            f"the cache {self.cache_dir} is damaged: {problem}; make it again: delete {settings} and "
+            f"run `python -m pe_utils preprocess --rsna-root {rsna_root or '<the DICOM folder>'} "
+            f"--out {self.cache_dir}` with the options that made it")
+
+    def __reduce__(self):  # keep the parts across process boundaries (DataLoader workers)
+        return (type(self), (self.cache_dir, self.problem, self.rsna_root))
