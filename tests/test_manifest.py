@@ -3,6 +3,7 @@ the phantom's manifest (UIDs and labels exact, pixels within a tolerance)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,8 @@ import pytest
 from pe_utils.data.fingerprint import COLUMN as FINGERPRINT
 from pe_utils.data.fingerprint import TOLERANCE_HU
 from pe_utils.data.manifest import (COLUMNS, build_manifest, load_spec, main, manifest_from_dir,
-                                    read_manifest, read_summary, verify_manifest, write_manifest)
+                                    read_manifest, read_summary, read_train_csv, verify_manifest,
+                                    write_manifest)
 from pe_utils.phantom.synthetic import MARKER
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,6 +186,44 @@ def test_cli_refuses_a_test_set_without_exclusion_and_reports_too_small(tmp_path
     assert main(["build", "--train-csv", str(csv), "--spec", "dataset1", "--out", out]) == 1
     assert "too small" in capsys.readouterr().err
     assert not Path(out).exists()
+
+
+def test_a_train_csv_without_labels_is_one_line_naming_the_file_and_columns(tmp_path, capsys):
+    """What a user met: a train.csv without pe_present_on_image gave pandas' usecols traceback."""
+    csv = tmp_path / "train.csv"
+    fake_train_csv(n_series=5).drop(columns="pe_present_on_image").assign(negative_exam_for_pe=0).to_csv(
+        csv, index=False)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(csv))} lacks the column\(s\) pe_present_on_image "
+                                         r"that a manifest needs .*; it has StudyInstanceUID, SeriesInstanceUID, "
+                                         r"SOPInstanceUID, negative_exam_for_pe$"):
+        read_train_csv(csv)
+    out = tmp_path / "m.csv"
+    assert main(["build", "--train-csv", str(csv), "--spec", "dataset1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {csv} lacks the column(s) pe_present_on_image")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content, lacks", [("", "StudyInstanceUID, SeriesInstanceUID"),
+                                            ("StudyInstanceUID,path\n1,a\n", "SeriesInstanceUID, SOPInstanceUID")])
+def test_every_command_reading_a_train_csv_refuses_a_bad_one_in_one_line(tmp_path, capsys, content, lacks):
+    root = tmp_path / "rsna"
+    root.mkdir()
+    (root / "train.csv").write_text(content)
+    manifest = write_manifest(pd.DataFrame([["s", "se", "sop", "train/s/se/sop.dcm", 1, ""]], columns=COLUMNS),
+                              tmp_path / "x.csv")
+    for argv in (["from-dir", "--rsna-root", str(root), "--out", str(tmp_path / "d.csv")],
+                 ["verify", "--manifest", str(manifest), "--rsna-root", str(root)]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"error: {root / 'train.csv'} lacks the column(s) {lacks}" in err
+
+
+def test_a_missing_train_csv_is_one_line(tmp_path, capsys):
+    assert main(["build", "--train-csv", str(tmp_path / "nope.csv"), "--spec", "dataset1",
+                 "--out", str(tmp_path / "m.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "nope.csv" in err and err.count("\n") == 1
 
 
 def test_write_and_read_keep_empty_sha256(tmp_path):

@@ -11,7 +11,10 @@ is written beside it. Real data are checked by sha256, byte for byte. A manifest
 phantom (``kind: "phantom"``, made by ``from-dir`` on a folder the phantom wrote) also holds
 a pixel fingerprint per file and declares a tolerance: a regenerated file whose bytes differ
 still passes when its UIDs and label are the same and its pixels lie within the tolerance
-(why: :mod:`pe_utils.data.fingerprint`). ``python -m pe_utils manifest {build,verify,from-dir} --help``.
+(why: :mod:`pe_utils.data.fingerprint`). ``python -m pe_utils manifest {build,verify,from-dir} --help``;
+an input it cannot use (a file missing, a ``train.csv`` without a needed column) is one line
+``error: ...`` and exit status 2. The module is longer than 300 lines because that command
+line lives beside the three functions it drives.
 """
 from __future__ import annotations
 
@@ -47,8 +50,21 @@ def load_spec(spec: str | Path) -> dict:
 
 
 def read_train_csv(path: str | Path) -> pd.DataFrame:
-    """The four columns of an RSNA ``train.csv`` a manifest needs, as strings and 0/1."""
-    df = pd.read_csv(path, usecols=COLUMNS[:3] + ["pe_present_on_image"], dtype=str)
+    """The four columns of an RSNA ``train.csv`` a manifest needs, as strings and 0/1.
+
+    Raises:
+        ValueError: a column missing; the message names the file, what it lacks and what it has.
+    """
+    needed = COLUMNS[:3] + ["pe_present_on_image"]
+    try:
+        header = [str(c) for c in pd.read_csv(path, nrows=0).columns]
+    except pd.errors.EmptyDataError:   # an empty file
+        header = []
+    missing = [c for c in needed if c not in header]
+    if missing:
+        raise ValueError(f"{path} lacks the column(s) {', '.join(missing)} that a manifest needs "
+                         f"(RSNA's train.csv has {', '.join(needed)}); it has {', '.join(header) or 'none'}")
+    df = pd.read_csv(path, usecols=needed, dtype=str)
     df["pe_present_on_image"] = df["pe_present_on_image"].astype(int)
     return df
 
@@ -246,17 +262,25 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--note", help="how the folder was made, kept in the summary JSON")
     args = parser.parse_args(argv)
 
+    try:   # the inputs: a file that is missing or not what it should be is one line, exit 2
+        return _run(args)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    """One subcommand; raises FileNotFoundError or ValueError on an input it cannot use."""
     if args.command == "build":
         spec = load_spec(args.spec)
         exclude = set()
         for m in args.exclude:
             exclude |= set(read_manifest(m)[PATIENT])
         if spec.get("disjoint_from") and not args.exclude:
-            print(f"error: {spec['name']} must share no patient with {spec['disjoint_from']}: "
-                  f"pass --exclude <their manifest>", file=sys.stderr)
-            return 2
+            raise ValueError(f"{spec['name']} must share no patient with {spec['disjoint_from']}: "
+                             f"pass --exclude <their manifest>")
         train = read_train_csv(args.train_csv)
-        try:
+        try:   # the pick cannot meet the spec: not the inputs' fault, exit 1
             manifest, summary = build_manifest(train, spec, args.seed, exclude, args.rsna_root,
                                                args.workers)
         except ValueError as err:
