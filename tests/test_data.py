@@ -156,6 +156,34 @@ def test_loader_workers_do_not_change_batches(gray, labels):
     assert same(batches(make(0), 1), batches(make(2), 1))
 
 
+def test_persistent_workers_follow_set_epoch(tmp_path, gray, labels):
+    """The same worker processes serve every epoch: set_epoch must still reach them."""
+    from pe_utils.data.slices import CacheSlices
+
+    np.save(tmp_path / "images.npy", gray)
+    images = np.load(tmp_path / "images.npy", mmap_mode="r")  # as the cache: a memory map
+
+    def make(workers):
+        ds = CacheDataset(images, labels, None, transform=train_transform(), image_size=8, seed=0)
+        return make_loader(ds, batch_size=4, shuffle=True, seed=0, num_workers=workers)
+
+    inline, workers = make(0), make(2)
+    assert workers.persistent_workers and not inline.persistent_workers
+    expect = [batches(inline, e) for e in (0, 1, 0)]
+    got = [batches(workers, e) for e in (0, 1, 0)]
+    assert not same(expect[0], expect[1])
+    assert all(same(e, g) for e, g in zip(expect, got, strict=True))
+    assert workers._iterator is not None  # one set of workers, kept between the epochs
+
+    # the device path's slices carry the epoch in their keys
+    slices = make_loader(CacheSlices(images, labels, None, seed=3), batch_size=4, shuffle=True, seed=0,
+                         num_workers=2)
+    for epoch in (0, 1, 2):
+        set_epoch(slices, epoch)
+        keys = torch.cat([k for _, _, k in slices])
+        assert keys[:, 1].tolist() == [epoch] * N and (keys[:, 0] == 3).all()
+
+
 def test_loader_options(gray, labels):
     ds = CacheDataset(gray, labels, None)
     loader = make_loader(ds, batch_size=5, shuffle=False, seed=0, drop_last=True)

@@ -15,8 +15,10 @@ On a GPU the per-image CPU transform is the ceiling: the device path
 :mod:`pe_utils.data.augment`) slices ``uint8`` batches here and augments them on the device,
 keyed by the same ``(seed, epoch, position)``. This CPU path stays, unchanged.
 
-Call :func:`set_epoch` (``fit`` does) before iterating a loader for epoch ``e``. Workers
-are not persistent: each epoch's workers get a fresh copy of the dataset, epoch included.
+Call :func:`set_epoch` (``fit`` does) before iterating a loader for epoch ``e``. Worker
+processes are persistent (started at the first epoch, reused by the next ones): the sampler
+runs in the main process, and a :class:`CacheDataset` keeps its epoch in shared memory, so
+the value ``set_epoch`` writes reaches the workers' copies of the dataset.
 
 Typical use with a cache and a Case1 split::
 
@@ -110,7 +112,9 @@ class CacheDataset(Dataset):
         self.transform = transform
         self.image_size = None if image_size is None else int(image_size)
         self.seed = int(seed)
-        self.epoch = 0
+        # shared memory: persistent loader workers (forked or spawned) read what set_epoch
+        # writes here; a plain pickle or deepcopy makes an independent copy
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self.crop = check_crop(crop)
 
     def __len__(self) -> int:
@@ -133,9 +137,19 @@ class CacheDataset(Dataset):
             state["images"] = np.memmap(filename, dtype=np.dtype(dtype), mode="r", offset=offset, shape=shape)
         self.__dict__.update(state)
 
+    @property
+    def epoch(self) -> int:
+        """The epoch whose augmentation stream (and keys) items are drawn from."""
+        return int(self._epoch)
+
+    @epoch.setter
+    def epoch(self, epoch: int) -> None:
+        self._epoch.fill_(int(epoch))
+
     def set_epoch(self, epoch: int) -> None:
-        """Select the augmentation stream of ``epoch`` (see the module docstring)."""
-        self.epoch = int(epoch)
+        """Select the augmentation stream of ``epoch`` (see the module docstring); loader
+        workers already started see it too."""
+        self.epoch = epoch
 
     def load(self, i: int) -> torch.Tensor:
         """Image ``i`` of this dataset, resized but not transformed: float32 ``(C, h, w)``."""
@@ -203,7 +217,8 @@ def seed_worker(worker_id: int) -> None:
 
     Torch seeds each worker from the loader's generator; numpy and ``random`` would
     otherwise inherit the parent's state (the same in every worker). Our own augmentation
-    does not need this (it is seeded per sample), a user's numpy-based transform does.
+    does not need this (it is seeded per sample), a user's numpy-based transform does. Workers
+    are persistent, so they are seeded once per loader, not once per epoch.
     """
     s = torch.initial_seed() % 2**32
     np.random.seed(s)
@@ -220,8 +235,9 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0,
         batch_size: images per batch.
         shuffle: shuffle per epoch (:class:`EpochSampler`); ``False`` for evaluation.
         seed: seed of the shuffling and of the loader's generator.
-        num_workers: worker processes (0: load in the main process). Results do not
-            depend on it.
+        num_workers: worker processes (0: load in the main process), started at the first
+            iteration and kept for the next epochs (``persistent_workers``). Results do
+            not depend on it.
         device: where the batches go; pinned memory when it is CUDA.
         drop_last: drop the last incomplete batch.
 
@@ -248,8 +264,9 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0,
         generator=generator,
         # a dataset that fetches whole batches (CacheSlices.__getitems__) collates them itself
         collate_fn=getattr(dataset, "collate_batch", None),
-        # not persistent: each epoch's workers copy the dataset after set_epoch()
-        persistent_workers=False,
+        # workers live as long as the loader: no process start per epoch; set_epoch reaches
+        # them through the dataset's shared epoch (CacheDataset) and the main-process sampler
+        persistent_workers=num_workers > 0,
         prefetch_factor=4 if num_workers > 0 else None,
     )
 
