@@ -76,11 +76,14 @@ def make_run(seed: int = 0, dataset_cls=CacheDataset, schedule: str = "epoch", *
     return model, FocalLoss(gamma=2.0), optimizer, scheduler, train_loader, val_loader
 
 
-def run_fit(ckpt_dir, epochs=3, seed=0, resume=False, on_epoch_end=None, schedule="epoch", **ds_kwargs):
+def run_fit(ckpt_dir, epochs=3, seed=0, resume=False, on_epoch_end=None, schedule="epoch", checkpoint_every=0,
+            **ds_kwargs):
+    """``checkpoint_every=0``: a checkpoint after every epoch, so that a crash after epoch 1 resumes from it."""
     model, criterion, optimizer, scheduler, train_loader, val_loader = make_run(seed, schedule=schedule, **ds_kwargs)
     history = fit(model, criterion, optimizer, train_loader, val_loader, epochs, "cpu", scheduler=scheduler,
                   checkpoint_dir=ckpt_dir, resume=resume, config={"seed": 0, "size": (SIZE, SIZE)},
-                  progress=False, on_epoch_end=on_epoch_end, figures=epoch_figures)
+                  progress=False, on_epoch_end=on_epoch_end, figures=epoch_figures,
+                  checkpoint_every=checkpoint_every)
     return model, history
 
 
@@ -228,6 +231,8 @@ def test_checkpoint_loads_with_weights_only(straight):
     best = load_checkpoint(d / "best.pt")
     valid = [r["val_auc"] for r in history if not math.isnan(r["val_auc"])]
     assert best["best"]["metric"] == "val_auc" and best["best"]["value"] == max(valid)
+    assert set(best) == {"model", "epoch", "config", "best"}  # weights, not a second resumable checkpoint
+    assert best["epoch"] == best["best"]["epoch"] == ckpt["best"]["epoch"]
 
 
 def test_rng_state_round_trip(tmp_path):
@@ -483,6 +488,7 @@ def toy_fit(ckpt_dir, epochs=3, seed=0, resume=False, on_epoch_end=None, **kwarg
     model = TinyAutoencoder()
     optimizer = build_optimizer(model, "adam", lr=0.01)
     scheduler = build_scheduler(optimizer, step=2, gamma=0.5)
+    kwargs.setdefault("checkpoint_every", 0)  # every epoch: the crash tests resume from epoch 1
     history = fit(model, nn.MSELoss(), optimizer, train_loader, val_loader, epochs, "cpu", scheduler=scheduler,
                   checkpoint_dir=ckpt_dir, resume=resume, config={"toy": True}, progress=False,
                   on_epoch_end=on_epoch_end, step=autoencoder_step, **kwargs)
@@ -540,7 +546,7 @@ def device_fit(ckpt_dir, seed=0, resume=False, on_epoch_end=None, compile=False,
     optimizer = build_optimizer(model, "sgd", lr=0.05, momentum=0.9)
     history = fit(model, FocalLoss(gamma=2.0), optimizer, train, val, epochs, "cpu", checkpoint_dir=ckpt_dir,
                   resume=resume, progress=False, on_epoch_end=on_epoch_end, figures=epoch_figures,
-                  compile=compile)
+                  compile=compile, checkpoint_every=0)
     return model, history
 
 

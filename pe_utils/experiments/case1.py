@@ -200,7 +200,8 @@ def keep_final_model(model: torch.nn.Module, output_dir: str | Path, keep_checkp
     Args:
         model: the model after its last epoch (the one the run evaluated).
         output_dir: the run's folder.
-        keep_checkpoints: keep the per-epoch checkpoints (``last.pt``, ``best.pt``) for later resuming.
+        keep_checkpoints: keep ``fit``'s checkpoints (``last.pt`` to resume or extend the run,
+            ``best.pt`` the best validation epoch's weights).
         checkpoint_dir: where ``fit`` wrote them (default ``output_dir/checkpoints``).
 
     Returns:

@@ -11,8 +11,9 @@ The file: ``<output_dir>/simclr.pt``, ``{"model": SimCLRModel.state_dict(), "opt
 weights_only=True)``), with ``simclr_epoch<NNN>.pt`` beside it for every epoch of
 ``snapshot_epochs`` (the thesis's 75-epoch encoder is epoch 75 of the 150-epoch run: the
 learning rate is constant and each epoch's order and views depend only on ``(seed, epoch)``,
-so the first 75 epochs of both runs are the same computation). The per-epoch resume
-checkpoints of ``fit`` are in ``<output_dir>/checkpoints`` (one folder per process under DDP).
+so the first 75 epochs of both runs are the same computation). The resume checkpoint of
+``fit`` (``last.pt``, rewritten every ``checkpoint_every`` seconds and after the last epoch)
+is in ``<output_dir>/checkpoints`` (one folder per process under DDP).
 """
 from __future__ import annotations
 
@@ -135,7 +136,8 @@ def run_pretraining(model: torch.nn.Module, criterion, optimizer, loader: Device
                     output_dir: str | Path, device: torch.device | str, *, train_model: torch.nn.Module | None = None,
                     cache: Any = None, rank: int = 0, world: int = 1, resume: bool = True,
                     keep_checkpoints: bool = False, progress: bool = True,
-                    on_epoch_end: Callable[[dict], None] | None = None) -> tuple[list[dict], Path]:
+                    on_epoch_end: Callable[[dict], None] | None = None,
+                    checkpoint_every: float | None = 300.0) -> tuple[list[dict], Path]:
     """Train ``model`` for ``cfg["epochs"]`` epochs with NT-Xent and leave ``simclr.pt``.
 
     Args:
@@ -156,7 +158,10 @@ def run_pretraining(model: torch.nn.Module, criterion, optimizer, loader: Device
         keep_checkpoints: keep this process's resume checkpoints after the run (to extend it
             later with more epochs); by default they are removed once ``simclr.pt`` is written.
         progress: show a progress bar (rank 0 only).
-        on_epoch_end: called with each epoch's record, after the checkpoints are written.
+        on_epoch_end: called with each epoch's record, after the checkpoint if one was due.
+        checkpoint_every: seconds between two writes of the resume checkpoint (``fit``'s
+            argument: ``0`` after every epoch, ``None`` after the last one only); a killed
+            run resumes from the last one written. The snapshots are written regardless.
 
     Raises:
         ValueError: resuming from checkpoints made from another cache.
@@ -190,7 +195,7 @@ def run_pretraining(model: torch.nn.Module, criterion, optimizer, loader: Device
                   cfg["epochs"], device, checkpoint_dir=ckpt_dir, resume=resume, config=config,
                   resume_ignore=RESUME_IGNORE,
                   progress=progress and rank == 0, on_epoch_end=end_of_epoch, step=contrastive_step,
-                  figures=contrastive_figures)
+                  figures=contrastive_figures, checkpoint_every=checkpoint_every)
     path = output_dir / PRETRAINED
     if rank == 0:
         save_pretrained(path, model, len(history), config, history)

@@ -1,10 +1,10 @@
 """``fit``: epochs of training and validation, checkpoints, exact resume, the best epoch.
 
-- No early stopping (THESIS 4.1.2): ``fit`` leaves the model of the last epoch in ``model``;
-  ``checkpoint_dir/last.pt`` is written after every epoch (atomically) and
-  ``checkpoint_dir/best.pt`` when the validation figure improves
-  (:mod:`pe_utils.learn.checkpoint`).
-- Exact resume: ``fit(..., resume=True)`` continues after the last finished epoch and, on
+- No early stopping (THESIS 4.1.2): ``fit`` leaves the model of the last epoch in ``model``.
+- Checkpoints (:mod:`pe_utils.learn.checkpoint`): one resumable ``checkpoint_dir/last.pt``,
+  rewritten (atomically) at most every ``checkpoint_every`` seconds (default 300) and after
+  the final epoch; ``checkpoint_dir/best.pt`` holds the best validation epoch's weights only.
+- Exact resume: ``fit(..., resume=True)`` continues after the epoch ``last.pt`` holds and, on
   CPU, ends with the same weights and history (except the ``*_seconds`` timings) as an
   uninterrupted run.
 - CUDA: automatic mixed precision (bf16 where supported, else fp16 with a GradScaler) and
@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from pe_utils.data.datasets import set_epoch
 
-from .checkpoint import (BEST, LAST, config_diff, load_checkpoint, rng_state, save_checkpoint,
+from .checkpoint import (BEST, LAST, Checkpoints, config_diff, load_checkpoint, rng_state,
                          set_rng_state, to_checkpoint_plain)
 from .epochs import Figures, Step, evaluate, train_one_epoch
 from .setup import amp_dtype, scheduler_interval, step_scheduler
@@ -107,7 +107,8 @@ def fit(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer
         on_epoch_end: Callable[[dict], None] | None = None, amp: bool | str = "auto",
         best_metric: str | None = None, threshold: float = 0.5,
         resume_ignore: Iterable[str] = ("epochs",), step: Step = supervised_step,
-        figures: Figures | None = None, compile: bool | str | dict = False) -> list[dict[str, Any]]:
+        figures: Figures | None = None, compile: bool | str | dict = False,
+        checkpoint_every: float | None = 300.0) -> list[dict[str, Any]]:
     """Train for ``epochs`` epochs; the model of the last epoch stays in ``model``.
 
     Args:
@@ -122,7 +123,8 @@ def fit(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer
         device: e.g. :func:`pe_utils.learn.setup.pick_device`.
         scheduler: :func:`pe_utils.learn.setup.build_scheduler` (stepped per epoch or per
             batch as it says).
-        checkpoint_dir: where ``last.pt`` (every epoch) and ``best.pt`` go; ``None``: none.
+        checkpoint_dir: where ``last.pt`` (the resumable checkpoint) and ``best.pt`` (the
+            best epoch's weights) go; ``None``: none.
         resume: continue from ``checkpoint_dir/last.pt`` if it exists and was made with the
             same ``config`` (model, optimizer, scheduler, scaler, history and RNG states are
             restored; the model's current weights are overwritten). Without the file, or
@@ -131,9 +133,10 @@ def fit(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer
         config: plain settings stored in the checkpoints (how the run was made); compare
             equal after a round trip through the checkpoint (tuples become lists).
         progress: show a tqdm bar (one tick per batch, figures per epoch).
-        on_epoch_end: called with each epoch's record after its checkpoint is written.
+        on_epoch_end: called with each epoch's record, after the checkpoint if one was due.
         amp: ``"auto"`` (bf16/fp16 autocast on CUDA only), ``False``, ``"bf16"``, ``"fp16"``.
-        best_metric: the record's validation figure that chooses ``best.pt``, e.g.
+        best_metric: the record's validation figure that chooses the best epoch (whose
+            weights go to ``best.pt`` and whose figure to the checkpoint's ``best``), e.g.
             ``"val_auc"``, ``"val_f1"``, ``"val_loss"``; lower is better for a name ending
             in ``loss``, higher for any other; an epoch with NaN loses to any number.
             ``None`` (default): ``"val_auc"`` when ``figures`` give an AUC, else
@@ -151,6 +154,10 @@ def fit(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer
             ``model``'s own weights (no ``_orig_mod.`` prefix). An option, not a default:
             whether it pays depends on the GPU, the batch and the compile time
             (``bench/train.py --compile`` measures it).
+        checkpoint_every: seconds between two writes of ``last.pt`` (a ResNet50's, with its
+            optimizer, is about 200 MB): a killed run redoes at most this much training.
+            ``0``: after every epoch; ``None``: after the final epoch only. The final epoch
+            is always written.
 
     Returns:
         History: one dict per epoch, with ``epoch`` (1-based), ``lr`` (at the epoch's
@@ -161,8 +168,9 @@ def fit(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer
         differ between two identical runs).
 
     Raises:
-        ValueError: epochs < 0, resume without checkpoint_dir, a best_metric not named
-            ``val_*`` (at once) or not given by the figures (at the first epoch).
+        ValueError: epochs < 0, resume without checkpoint_dir, checkpoint_every < 0, a
+            best_metric not named ``val_*`` (at once) or not given by the figures (at the
+            first epoch).
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
@@ -171,6 +179,7 @@ def fit(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer
     if best_metric is not None and not best_metric.startswith("val_"):
         raise ValueError(f"best_metric must name a validation figure ('val_auc', 'val_loss', ...), "
                          f"got {best_metric!r}")
+    checkpoints = Checkpoints(checkpoint_dir, checkpoint_every)  # its clock starts now
     device = torch.device(device)
     dtype = amp_dtype(device, amp)
     model.to(device)
@@ -228,15 +237,14 @@ def fit(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer
             record.update({f"val_{k}": v for k, v in va.items() if not isinstance(v, np.ndarray)})
             record["train_seconds"], record["val_seconds"] = t1 - t0, t2 - t1
             record = to_checkpoint_plain(record)
-            improved = False
             if val_loader is not None:
                 metric = _choose_metric(best["metric"], record)
                 if _better(metric, record[metric], best["value"]):
                     best = {"metric": metric, "value": record[metric], "epoch": epoch + 1}
-                    improved = True
+                    checkpoints.keep_best(model, best, config)
             history.append(record)
-            if ckpt_dir is not None:
-                ckpt = {
+            if checkpoints.due(final=epoch + 1 == epochs):
+                checkpoints.write({
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
@@ -246,10 +254,7 @@ def fit(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer
                     "history": history,
                     "best": best,
                     "rng": rng_state(loaders),
-                }
-                save_checkpoint(ckpt_dir / LAST, ckpt)
-                if improved:
-                    save_checkpoint(ckpt_dir / BEST, ckpt)
+                })
             bar.set_postfix({k: f"{record[k]:.4f}" for k in ("train_loss", "val_loss", "val_auc", "val_f1")
                              if k in record})
             if on_epoch_end is not None:
