@@ -1,0 +1,101 @@
+"""The cost estimate of a batch (pe_utils.batch.estimate): counts by hand, parameters, disk, FLOPs, CLI."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pe_utils.batch.cli import main
+from pe_utils.batch.estimate import DISK_GOAL, estimate, forward_flops
+from pe_utils.batch.expand import plan_runs
+from pe_utils.batch.plan import load_plan
+
+ROOT = Path(__file__).resolve().parents[1]
+PLAN = ROOT / "notebooks" / "plan.json"
+
+
+def _runs(tmp_path, **kw):
+    return plan_runs(load_plan(PLAN), out=tmp_path / "reports", workdir=ROOT, profile="thesis", **kw)[1]
+
+
+def _row(est, notebook, run):
+    rows = est.runs[(est.runs.notebook == notebook) & (est.runs.run == run)]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+@pytest.fixture(scope="module")
+def thesis(tmp_path_factory):
+    """The thesis profile's 129 runs, estimated once for the module (FLOPs and memory counted once)."""
+    runs = _runs(tmp_path_factory.mktemp("thesis"))
+    return runs, estimate(runs, "thesis", throughput=3929, devices=1, report_size=12e6)
+
+
+def test_case1_run_matches_a_hand_count(thesis):
+    # Dataset1 15,556 images at rate 1/2: 7,778 in the training stage, 20 % of them validation (1,556),
+    # 6,222 train, 7,778 test; 40 epochs (4.1.2); validation every epoch, 5 TTA views on validation and test
+    row = _row(thesis[1], "01_case1_supervised", "rate-1_2")
+    assert row.images_trained == 40 * 6222
+    assert row.images_frozen == 0
+    assert row.images_evaluated == 40 * 1556 + 5 * (1556 + 7778)
+    passes = 3 * 40 * 6222 + 40 * 1556 + 5 * (1556 + 7778)
+    assert row.eval_share == pytest.approx((40 * 1556 + 5 * (1556 + 7778)) / passes)
+    # 1/4 is a small training set: 50 epochs
+    assert _row(thesis[1], "01_case1_supervised", "rate-1_4").images_trained == 50 * (3889 - 778)
+
+
+def test_case2_run_matches_a_hand_count(thesis):
+    # Dataset2 19,946 images, 3,068 positive: validation 3,989 images (614 positive); training 2,454
+    # positives and 13,503 negatives; 5 %: 123 and 675, re-sampled to 3 x 123 + 450 = 819 an epoch
+    row = _row(thesis[1], "04_case2_supervised", "fraction-5-seed0")
+    assert row.images_trained == 50 * 819
+    assert row.images_evaluated == 50 * 3989 + 5 * (3989 + 455)
+    assert row.eval_share > 0.25                    # reported, not refused
+    full = _row(thesis[1], "04_case2_supervised", "fraction-100-seed0")
+    assert full.images_trained == 50 * (3 * 2454 + 9002)
+    assert full.eval_share < 0.25
+
+
+def test_case3_step1_counts_forward_only_and_simclr_two_views(thesis):
+    row = _row(thesis[1], "03_case3_finetune", "rate-1_2")
+    assert row.images_frozen == row.images_trained == 30 * 6222
+    # 150 epochs of 15 full batches of 1000, two views each
+    assert _row(thesis[1], "02_case3_pretrain", "02_case3_pretrain").images_trained == 150 * 15_000 * 2
+
+
+def test_epochs_parameter_halves_the_images_trained(tmp_path, thesis):
+    runs = _runs(tmp_path, cases=["case2"], narrow={"train_fraction": ["100"], "seed": ["0"]},
+                 extra={"epochs": 25})
+    half = estimate(runs, "thesis", memory=False)
+    assert half.total["images_trained"] == _row(thesis[1], "04_case2_supervised", "fraction-100-seed0").images_trained / 2
+
+
+def test_thesis_profile_writes_at_most_100_gb(thesis):
+    runs, est = thesis
+    assert len(runs) == 129
+    assert 0 < est.disk["checkpoints_written"] <= est.disk["written"] <= DISK_GOAL
+    assert est.disk["kept"] <= est.disk["written"]
+    # one checkpoint a fit at least: a ResNet50 with SGD momentum is about 188 MB
+    assert est.disk["checkpoints_written"] > 120 * 0.18e9
+
+
+def test_resnet50_flops_near_the_published_figure():
+    # 4.1 GFLOPs at 224 px (He et al.) counts multiply-adds; FlopCounterMode counts each as 2 FLOPs
+    published = 4.1e9 * (128 / 224) ** 2
+    assert 1.6 * published < forward_flops("resnet50", 128, 1) < 2.4 * published
+
+
+def test_wall_time_divides_over_devices_stage_by_stage(thesis, tmp_path):
+    runs, one = thesis
+    eight = estimate(runs, "thesis", devices=8, memory=False)
+    assert eight.total["gpu_seconds"] == pytest.approx(one.total["gpu_seconds"])
+    longest = max(eight.runs.groupby("stage")["gpu_seconds"].max())
+    assert longest <= eight.total["wall_seconds"] < one.total["wall_seconds"] / 4
+
+
+def test_cli_estimate_prints_hours_and_gb(capsys):
+    assert main(["--plan", str(PLAN), "--profile", "thesis", "--estimate", "--cases", "case1",
+                 "--throughput", "2000", "--devices", "0,1"]) == 0
+    out = capsys.readouterr().out
+    assert "GPU-hours" in out and "GB" in out and "2,000 training images/s" in out and "2 GPU(s)" in out
+    assert main(["--plan", str(PLAN), "--profile", "thesis", "--estimate", "--throughput", "0"]) == 2
