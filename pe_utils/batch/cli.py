@@ -135,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     act = p.add_argument_group("actions (default: run the batch)")
     act.add_argument("--list", action="store_true", help="print the runs with their index and state")
     act.add_argument("--count", action="store_true", help="print how many runs are selected")
+    act.add_argument("--estimate", action="store_true",
+                     help="print what the selected runs will cost (images, FLOPs, GPU-hours, wall time on "
+                          "--devices, disk) and stop; see pe_utils.batch.estimate")
+    act.add_argument("--throughput", type=float, metavar="IMAGES_PER_S",
+                     help="for --estimate: training images/s of ResNet50 at 128 px on one of your GPUs "
+                          "(bench/train.py prints it; default 3929, fit on one H200)")
     act.add_argument("--dry-run", action="store_true", help="print what would run, with its parameters")
     act.add_argument("--only", type=int, metavar="INDEX", help="execute one run (e.g. a job-array task)")
     act.add_argument("--index-only", action="store_true", help="rebuild index.html from the markers")
@@ -176,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.count:
         print(len(batch))
         return 0
+    if args.estimate:
+        from .estimate import show_estimate   # lazily: it builds the networks to count their FLOPs
+        return show_estimate(batch, args.profile, args.throughput, len(_devices(args.devices)),
+                             reports=workdir / "reports")
     if args.list or args.dry_run:
         data = (f"use the cache {cache_dir}" if args.cache else
                 f"preprocess {rsna_root} into {cache_dir}" if rsna_root else
