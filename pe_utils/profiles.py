@@ -42,7 +42,10 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # seconds: a handful of tiny patients, one or two epochs of a tiny network
         "data": dict(patients=6, slices_per_patient=12, positive_fraction=0.5, seed=0,
                      size=64, channels="gray", workers=1,
-                     difficulty=None),  # the generator's default (phantom DEFAULT_DIFFICULTY)
+                     difficulty=None,  # the generator's default (phantom DEFAULT_DIFFICULTY)
+                     # Dataset1 picked from an RSNA-layout folder (batch --rsna-root): six 12-slice exams
+                     dataset1=dict(n_images=72, n_positive=8,
+                                   tolerance=dict(n_images_rel=0.2, positive_fraction_abs=0.08))),
         "case1": dict(arch="resnet18", image_size=32, batch_size=16, epochs=1,
                       epochs_small=1, lr=0.01, optimizer="sgd", momentum=0.9,
                       lr_step=1, lr_gamma=0.5, schedule="epoch", gamma=2.0,

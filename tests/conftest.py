@@ -30,15 +30,15 @@ def smoke_cache(synth_root, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def smoke_batch(smoke_cache, tmp_path_factory):
-    """The whole course through the batch runner at the smoke profile: (report folder, console log)."""
+def smoke_batch(tmp_path_factory):
+    """The whole course through the batch runner at the smoke profile, on its phantom (made in the
+    project's data/ on first use): (report folder, console log)."""
     import subprocess
     import sys
 
     out = tmp_path_factory.mktemp("reports") / "smoke"
     proc = subprocess.run(
-        [sys.executable, "-m", "pe_utils", "batch", "--profile", "smoke", "--out", str(out),
-         "--cache", str(smoke_cache)],
+        [sys.executable, "-m", "pe_utils", "batch", "--profile", "smoke", "--out", str(out)],
         capture_output=True, text=True, timeout=1500,
     )
     log = proc.stdout + proc.stderr

@@ -66,9 +66,11 @@ from typing import Any
 
 from .console import show, summary, warn_kernel
 from .expand import NARROWING_FLAGS, plan_runs
+from .params import check_parameters
 from .index_page import write_index
 from .plan import PlanError, Run, find_plan, load_plan, plan_root
-from .prepare import data_paths, prepare_data, prepare_dataset2_data
+from .data import DataError, describe_data
+from .prepare import prepare, unprepared
 from .run import Executor, execute, raise_interrupt
 from .state import index_rows
 
@@ -127,11 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument("--stage", type=int, help="only runs of this dependency stage (0 = no upstream)")
     sel.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="parameter for every run that declares it (wins over the profile)")
-    data = p.add_argument_group("data (default: the embedded synthetic phantom)")
-    data.add_argument("--cache", help="an existing preprocessed cache")
-    data.add_argument("--rsna-root", help="RSNA-layout folder to preprocess first")
-    data.add_argument("--manifest", help="manifest of the images to preprocess (with --rsna-root)")
-    data.add_argument("--cache-out", help="where --rsna-root is preprocessed to (default data/cache-<folder>-<profile>)")
+    data = p.add_argument_group("data (default: the profile's phantom; see pe_utils.batch.data)")
+    data.add_argument("--rsna-root", help="RSNA-layout folder (train.csv + train/...): the batch builds the "
+                                          "manifests of Dataset1, Dataset2 and their test set and a cache of each")
+    data.add_argument("--cache-out", help="where --rsna-root's manifests and caches go "
+                                          "(default data/rsna-<folder>-<profile>)")
+    data.add_argument("--manifest", help="your own Dataset1 manifest (with --rsna-root; default: built from its spec)")
+    data.add_argument("--cache", help="Dataset1's preprocessed cache (Cases 1 and 3)")
+    data.add_argument("--dataset2-cache", help="Dataset2's preprocessed cache (Cases 2 and 4)")
+    data.add_argument("--test-cache", help="the Case2/Case4 test set's cache (patients in neither dataset)")
     act = p.add_argument_group("actions (default: run the batch)")
     act.add_argument("--list", action="store_true", help="print the runs with their index and state")
     act.add_argument("--count", action="store_true", help="print how many runs are selected")
@@ -144,8 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     act.add_argument("--dry-run", action="store_true", help="print what would run, with its parameters")
     act.add_argument("--only", type=int, metavar="INDEX", help="execute one run (e.g. a job-array task)")
     act.add_argument("--index-only", action="store_true", help="rebuild index.html from the markers")
+    act.add_argument("--prepare-only", action="store_true",
+                     help="make the data the selected runs read (manifests, caches, phantoms) and stop: "
+                          "a CPU job before any GPU job")
     run = p.add_argument_group("execution")
     run.add_argument("--force", action="store_true", help="rerun runs that are up to date")
+    run.add_argument("--wait", action="store_true", help="wait for runs that another batch over the same "
+                     "--out is executing (default: leave them to it)")
     run.add_argument("--devices", help="GPU ids, one run at a time on each (0,1,2,3), or 'auto'")
     run.add_argument("--cell-timeout", type=float, help="seconds one cell may run (default: no limit)")
     run.add_argument("--workdir", help="kernels' cwd (default: the repository holding the plan)")
@@ -157,26 +168,26 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m pe_utils batch ...``; returns 0 when every run succeeded or was up to date."""
     args = build_parser().parse_args(argv)
     try:
+        check_parameters(args.parameter, args.profile, parse=_value)   # -p epochs abc: refused now
         plan = Path(args.plan) if args.plan else find_plan()
         workdir = Path(args.workdir).resolve() if args.workdir else plan_root(plan)
         out = Path(args.out).resolve() if args.out else workdir / "reports" / args.profile
-        if args.cache and args.rsna_root:
-            raise PlanError("give --cache or --rsna-root, not both")
-        if (args.manifest or args.cache_out) and not args.rsna_root:
-            raise PlanError("--manifest and --cache-out go with --rsna-root")
-        cache_dir, rsna_root = data_paths(args)
+        desc = describe_data(args, args.profile, workdir)
         narrow = {var: _split(getattr(args, flag)) for flag, var in NARROWING_FLAGS.items()}
 
         def make_plan() -> tuple[list[Run], list[Run]]:
-            return plan_runs(load_plan(plan), out=out, workdir=workdir, profile=args.profile,
-                             cache_dir=cache_dir, rsna_root=rsna_root,
+            return plan_runs(load_plan(plan), out=out, workdir=workdir, profile=args.profile, data=desc,
                              extra={k: _value(v) for k, v in args.parameter},
                              cases=_split(args.cases), narrow=narrow, stage=args.stage)
 
         selected, batch = make_plan()
+        desc.check_complete(selected)
         if args.only is not None and not 0 <= args.only < len(batch):
             raise PlanError(f"--only {args.only}: the selection has runs 0..{len(batch) - 1}")
-    except PlanError as exc:
+        if args.only is not None and (missing := unprepared(desc, [batch[args.only]])):
+            raise DataError(f"--only {args.only}: its data is not prepared ({'; '.join(missing)}); run the same "
+                            "command with --prepare-only first (a CPU job), so that no GPU job makes data")
+    except PlanError as exc:   # DataError too
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.count:
@@ -187,44 +198,40 @@ def main(argv: list[str] | None = None) -> int:
         return show_estimate(batch, args.profile, args.throughput, len(_devices(args.devices)),
                              reports=workdir / "reports")
     if args.list or args.dry_run:
-        data = (f"use the cache {cache_dir}" if args.cache else
-                f"preprocess {rsna_root} into {cache_dir}" if rsna_root else
-                f"use the default phantom's cache {cache_dir} (made on first use)")
         return show(batch, out, force=args.force, dry_run=args.dry_run,
-                    slots=_devices(args.devices), data=data)
+                    slots=_devices(args.devices), data=desc.describe())
     if args.index_only:
         print(write_index(out, index_rows(out, selected)))
         return 0
     try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:   # /proc/x, a path under a file, no permission
+        print(f"error: cannot create the report folder {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    try:
         previous = signal.signal(signal.SIGTERM, raise_interrupt)
     except ValueError:   # not the main thread: leave signals alone
         previous = None
-    out.mkdir(parents=True, exist_ok=True)
     warn_kernel()
     if args.only is not None:
         batch = [batch[args.only]]
     executor = Executor(out, workdir, args.cell_timeout, args.verbose)
     try:
-        if any({"cache_dir", "rsna_root"} & r.entry.declared for r in batch):
-            try:
-                prepare_data(args, cache_dir, rsna_root)
-            except Exception as exc:   # nothing can run without data: say why and stop
-                print(f"error: preparing the data failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-                return 1
-            selected, batch = make_plan()   # the keys hash the cache's settings, now written
-            if args.only is not None:
-                batch = [batch[args.only]]
-        given = {k for k, _ in args.parameter}
-        if any(r.entry.reads_dataset2 for r in batch) and not {"cache_dir", "test_cache_dir"} & given:
-            try:   # Cases 2 and 4 read the profile's Dataset2 phantom: made once, before their runs
-                prepare_dataset2_data(args.profile)
-            except Exception as exc:
-                print(f"error: preparing Dataset2 failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-                return 1
-            selected, batch = make_plan()   # their keys hash Dataset2's cache, now written
-            if args.only is not None:
-                batch = [batch[args.only]]
-        outcome = execute(batch, out, executor, _devices(args.devices), force=args.force,
+        try:   # nothing can run without its data: make it (or check the user's) before any run
+            prepare(desc, selected if args.prepare_only else batch)
+        except DataError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except Exception as exc:
+            print(f"error: preparing the data failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+        if args.prepare_only:
+            print(f"data ready: {desc.describe()}")
+            return 0
+        selected, batch = make_plan()   # the keys hash the caches' settings, now written
+        if args.only is not None:
+            batch = [batch[args.only]]
+        outcome = execute(batch, out, executor, _devices(args.devices), force=args.force, wait=args.wait,
                           on_finish=lambda: write_index(out, index_rows(out, selected)))
     except KeyboardInterrupt:
         print("interrupted: finished runs are kept; run the same command again to resume", file=sys.stderr)

@@ -13,8 +13,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from ..paths import resolve_cache_dir
+from .data import DATA_PARAMETERS, DataDescription, DataError
 from .plan import Entry, PlanError, Run, notebook_parameters
-from .state import run_key
+from .state import data_fingerprint, run_key
 
 #: command-line flags that narrow a grid variable
 NARROWING_FLAGS = {"rates": "sampling_rate", "fractions": "train_fraction", "seeds": "seed"}
@@ -45,13 +47,6 @@ def _rel(path: Path, workdir: Path) -> str:
         return str(path.relative_to(workdir))
     except ValueError:
         return str(path)
-
-
-def _dataset2_cache(profile: str) -> Path:
-    """The Dataset2 cache a Case2/Case4 run reads by default: its settings enter the run's key."""
-    from ..data.dataset2 import dataset2_folder
-
-    return dataset2_folder(profile) / "cache"
 
 
 def _matches(entry: Entry, token: str) -> bool:
@@ -89,8 +84,7 @@ def _check_selection(entries: list[Entry], chosen: list[Entry], cases: list[str]
 
 
 def plan_runs(entries: list[Entry], *, out: Path, workdir: Path, profile: str,
-              cache_dir: Path | None = None, rsna_root: Path | None = None,
-              extra: dict[str, Any] | None = None, cases: list[str] | None = None,
+              data: DataDescription | None = None, extra: dict[str, Any] | None = None, cases: list[str] | None = None,
               narrow: dict[str, list[str]] | None = None,
               stage: int | None = None) -> tuple[list[Run], list[Run]]:
     """Expand the plan into runs, select them, wire dependencies, fill parameters and keys.
@@ -98,7 +92,10 @@ def plan_runs(entries: list[Entry], *, out: Path, workdir: Path, profile: str,
     Args:
         entries: the plan (:func:`pe_utils.batch.plan.load_plan`).
         out: the report folder; workdir: the kernels' cwd (paths inside it are passed relative).
-        profile: the profile every run gets; cache_dir, rsna_root: the data the runs read.
+        profile: the profile every run gets.
+        data: where each dataset's cache is (:func:`pe_utils.batch.data.describe_data`); each
+            run's cache parameters name the cache of the dataset it reads. Default: the
+            profile's phantom.
         extra: ``-p`` values; cases: ``--cases`` tokens; narrow: grid variable -> kept values.
         stage: keep only runs of this dependency stage in the batch.
 
@@ -111,6 +108,11 @@ def plan_runs(entries: list[Entry], *, out: Path, workdir: Path, profile: str,
             that does not resolve to exactly one upstream run.
     """
     extra, narrow = dict(extra or {}), {k: v for k, v in (narrow or {}).items() if v}
+    if taken := sorted(set(extra) & set(DATA_PARAMETERS)):
+        raise DataError(f"-p {taken[0]}: the batch gives each run the cache of the dataset it reads; name "
+                        "the data with --rsna-root DIR, or --cache (Dataset1), --dataset2-cache and --test-cache")
+    if data is None:
+        data = DataDescription("phantom", profile, {"dataset1": resolve_cache_dir(profile)[0]})
     # the profile's grids (plan entries' "profiles"); --rates/--fractions/--seeds narrow after
     entries = [e.for_profile(profile) for e in entries]
     # an entry the profile skips runs only when --cases names it (its name or case, not a prefix)
@@ -152,15 +154,14 @@ def plan_runs(entries: list[Entry], *, out: Path, workdir: Path, profile: str,
         else:
             run.deps = [u for name in entry.depends_on for u in upstream(name)]
         params: dict[str, Any] = {"profile": profile}
-        plumbing = {"cache_dir": cache_dir, "rsna_root": rsna_root,
-                    "output_dir": out / run.files()["output_dir"], "reports_dir": out}
-        if entry.reads_dataset2:   # its own caches: the profile's Dataset2 phantom, or -p cache_dir/test_cache_dir
-            plumbing.update(cache_dir=None, rsna_root=None)
-        params.update({k: _rel(v, workdir) for k, v in plumbing.items()
-                       if v is not None and k in entry.declared})
+        plumbing = {"output_dir": out / run.files()["output_dir"], "reports_dir": out}
+        params.update({k: _rel(v, workdir) for k, v in plumbing.items() if k in entry.declared})
         params.update(entry.parameters)
         params.update({k: v for k, v in extra.items() if k in entry.declared and k not in entry.grid})
         params.update(run.grid)
+        caches = data.run_parameters(entry, params)
+        params.update({k: _rel(v, workdir) for k, v in caches.items()})
+        run.data = {k: str(v) for k, v in caches.items()}
         for param, name in entry.inputs.items():
             ups = upstream(name)
             if len(ups) != 1:
@@ -175,7 +176,10 @@ def plan_runs(entries: list[Entry], *, out: Path, workdir: Path, profile: str,
         # enter through their tokens, see pe_utils.batch.state.stale_reason)
         identity = {k: v for k, v in params.items()
                     if k not in ("output_dir", "reports_dir") and k not in entry.inputs}
-        run.key = run_key(identity, entry.path, _dataset2_cache(profile) if entry.reads_dataset2 else cache_dir)
+        key_caches = data.key_caches(entry, params)
+        # the first cache's settings as before; any other cache's (the test set) beside the parameters
+        identity.update({f"data_{i}": data_fingerprint(c) for i, c in enumerate(key_caches[1:], 1)})
+        run.key = run_key(identity, entry.path, key_caches[0] if key_caches else None)
     batch = [r for r in selected if stage is None or r.stage == stage]
     for i, run in enumerate(batch):
         run.index = i

@@ -87,6 +87,7 @@ class Run:
     parameters: dict[str, Any] = field(default_factory=dict)
     shown: dict[str, Any] = field(default_factory=dict)
     key: str = ""
+    data: dict[str, str] = field(default_factory=dict)   # cache parameter -> the cache it names
     stage: int = 0
     index: int | None = None
 

@@ -1,76 +1,76 @@
-"""The data a batch's runs read: which cache (and DICOM folder) they get, and making it once.
+"""Making the data a batch's runs read, once, before any run starts.
 
-The runner decides the paths (:func:`data_paths`, through :func:`pe_utils.paths.resolve_cache_dir`,
-so a notebook opened by hand reads the same cache) before planning, since a run's key hashes
-the cache's settings; :func:`prepare_data` makes the cache under a file lock, so that job-array
-tasks sharing it wait for one preprocessing instead of racing.
+:mod:`pe_utils.batch.data` says where each dataset's cache is; :func:`prepare` makes what is
+missing under a file lock (job-array tasks sharing it wait for one preparation instead of
+racing): the profile's phantoms, or the manifests and caches of an ``--rsna-root`` folder; the
+user's own caches are checked, not made. ``batch --prepare-only`` runs just this step, so a
+cluster does it in a CPU job and its GPU jobs start on ready data (:func:`unprepared` says what
+a run would still have to make).
 """
 from __future__ import annotations
 
-import fcntl
 from contextlib import contextmanager
 from pathlib import Path
 
-from .plan import PlanError
+from .data import DataDescription, check_caches, prepare_rsna
 from .run import echo
+from .state import acquire_lock
 
 
 @contextmanager
 def locked(path: Path):
-    """An exclusive lock on ``path`` (array tasks sharing a cache wait for one preprocessing)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """An exclusive lock on ``path`` while the block runs (array tasks sharing a cache wait for
+    one preprocessing); the runs' own locks are the same kind (:func:`~.state.acquire_lock`)."""
+    fh = acquire_lock(path)
+    try:
+        yield
+    finally:
+        fh.close()
 
 
-def data_paths(args) -> tuple[Path, Path | None]:
-    """``(cache_dir, rsna_root)`` the runs will get; nothing is generated here.
+def prepare(desc: DataDescription, runs) -> None:
+    """Make (or check) the data ``runs`` read.
 
-    Args:
-        args: the parsed command line (``profile``, ``cache``, ``rsna_root``, ``cache_out``).
+    Phantom: Dataset1's phantom cache when a run reads it, and the profile's Dataset2 phantom
+    with its test set when a Case2/Case4 run (or notebook 06) reads them. ``--rsna-root``: the
+    three manifests and the caches the runs read, under one pseudonym key, checked disjoint by
+    patient. Given caches: each finished, the test set disjoint from the others.
 
     Raises:
-        PlanError: ``--cache`` names no folder.
+        DataError: data the batch cannot use (the message says what and how to fix it).
     """
-    from ..paths import resolve_cache_dir
-
-    if args.cache:
-        cache = Path(args.cache).resolve()
-        if not cache.is_dir():
-            raise PlanError(f"--cache {args.cache}: no such folder")
-        return cache, None
-    if args.rsna_root:
-        return resolve_cache_dir(args.profile, args.cache_out, args.rsna_root)
-    return resolve_cache_dir(args.profile)[0], None
-
-
-def prepare_data(args, cache_dir: Path, rsna_root: Path | None) -> None:
-    """Make the cache the runs will read: the user's (as is), theirs preprocessed, or the phantom's.
-
-    Args:
-        args: the parsed command line (``profile``, ``cache``, ``manifest``).
-        cache_dir, rsna_root: from :func:`data_paths`.
-    """
-    if args.cache:
+    runs = list(runs)
+    if desc.kind == "caches":
+        check_caches(desc, desc.needed(runs))
         return
+    if desc.kind == "rsna":
+        roles = desc.needed(runs)
+        if not roles:
+            return
+        with locked(desc.folder.parent / f".{desc.folder.name}.lock"):
+            prepare_rsna(desc, roles, echo=echo)
+        return
+    from ..data.dataset2 import dataset2_folder, ensure_dataset2
     from ..data.defaults import prepare_cache
 
-    with locked(cache_dir.parent / f".{cache_dir.name}.lock"):
-        if rsna_root is not None:
-            echo(f"preprocessing {rsna_root} -> {cache_dir}")
-        prepare_cache(args.profile, cache_dir if rsna_root is not None else None, rsna_root,
-                      manifest=args.manifest)
+    if any(r.entry.reads_dataset2 for r in runs):
+        folder = dataset2_folder(desc.profile)
+        with locked(folder.parent / f".{folder.name}.lock"):
+            ensure_dataset2(desc.profile)
+    if any("cache_dir" in r.entry.declared for r in runs):
+        cache = desc.caches["dataset1"]
+        with locked(cache.parent / f".{cache.name}.lock"):
+            prepare_cache(desc.profile)
 
 
-def prepare_dataset2_data(profile: str) -> None:
-    """Make the profile's Dataset2 phantom and test set (Cases 2 and 4) once, under a lock, before
-    their runs start (job-array tasks would otherwise generate it concurrently)."""
-    from ..data.dataset2 import dataset2_folder, ensure_dataset2
+def unprepared(desc: DataDescription, runs) -> list[str]:
+    """What :func:`prepare` would still make for ``runs`` (empty when their data is ready)."""
+    if desc.kind == "phantom":
+        from ..data.dataset2 import dataset2_folder
 
-    folder = dataset2_folder(profile)
-    with locked(folder.parent / f".{folder.name}.lock"):
-        ensure_dataset2(profile)
+        wanted = {desc.caches["dataset1"]} if any("cache_dir" in r.entry.declared for r in runs) else set()
+        if any(r.entry.reads_dataset2 for r in runs):
+            wanted |= {dataset2_folder(desc.profile) / "cache", dataset2_folder(desc.profile) / "cache_test"}
+    else:
+        wanted = {desc.caches[role] for role in desc.needed(runs)}
+    return [f"no finished cache in {c}" for c in sorted(wanted) if not (c / "settings.json").is_file()]
