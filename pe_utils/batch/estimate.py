@@ -415,8 +415,9 @@ def format_estimate(est: Estimate, profile: str, report_note: str = "") -> str:
               f"{t['images_frozen'] / 1e6:,.2f} M forward-only training passes (frozen encoder), "
               f"{t['images_evaluated'] / 1e6:,.2f} M images evaluated ({100 * t['images_evaluated'] / max(passes, 1):.1f} % "
               f"of the passes); {t['flops'] / 1e12:,.0f} TFLOPs ({t['flops'] / 1e15:,.1f} PFLOPs).",
-              f"  GPU time: {t['gpu_seconds'] / 3600:,.2f} GPU-hours; wall time on {est.devices} GPU(s): "
-              f"{t['wall_seconds'] / 3600:,.2f} h.", ""]
+              f"  GPU time: {t['gpu_seconds'] / 3600:,.2f} GPU-hours ({t['gpu_seconds'] / 60:,.0f} GPU-minutes); "
+              f"wall time on {est.devices} GPU(s): {t['wall_seconds'] / 3600:,.2f} h ({t['wall_seconds'] / 60:,.0f} min).",
+              ""]
     over = est.runs[est.runs["trains"] & (est.runs["eval_share"] > EVAL_SHARE_GOAL)]
     lines.append(f"Runs whose evaluation is over {EVAL_SHARE_GOAL:.0%} of their passes (the goal; not enforced): "
                  f"{len(over)} of {int(est.runs['trains'].sum())} training runs")
@@ -444,7 +445,9 @@ def format_estimate(est: Estimate, profile: str, report_note: str = "") -> str:
                   "halved for bf16; workspaces and fragmentation not counted."]
     lines += ["", "Assumptions: sizes from the profile and the dataset specs, not from disk; a trained image costs "
               f"{TRAIN_PASSES} forward passes; validation every epoch; 5 TTA views on validation and test; "
-              "one run per GPU at a time; preprocessing (CPU) not counted."]
+              "one run per GPU at a time; preprocessing (CPU) not counted; the throughput holds at every batch "
+              "size (it was measured at 256: smaller batches, Case1's 32 and Case3's 64, run slower per image on a "
+              "large GPU, so their hours are a lower bound)."]
     lines += [f"  {n}" for n in est.notes]
     return "\n".join(lines)
 
