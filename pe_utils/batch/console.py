@@ -12,8 +12,8 @@ from pathlib import Path
 from ..io import read_json
 from ..report.quality import quality_checks
 from .plan import Run
-from .run import echo
-from .state import read_marker, stale_reason, token_of
+from .run import ELSEWHERE, NOT_RUN, echo
+from .state import held_elsewhere, lock_path, read_marker, stale_reason, token_of
 
 
 def show(batch: list[Run], out: Path, *, force: bool, dry_run: bool, slots: list[str | None],
@@ -33,11 +33,15 @@ def show(batch: list[Run], out: Path, *, force: bool, dry_run: bool, slots: list
     """
     will: dict[str, bool] = {}
     why: dict[str, str] = {}
+    away: set[str] = set()   # runs another process executes now, and the runs needing them
     for run in batch:
         upstream = next((d.name for d in run.deps if will.get(d.name)), None)
         reason = "--force" if force else stale_reason(out, run) or (
             f"{upstream} will run first" if upstream else None)
         will[run.name], why[run.name] = reason is not None, reason or ""
+        if held_elsewhere(out, run) or any(d.name in away or held_elsewhere(out, d) for d in run.deps):
+            away.add(run.name)
+            will[run.name] = False
     if dry_run:
         devices = "one run at a time" if slots == [None] else f"one run at a time on each of {slots}"
         print(f"data: {data}\nreports: {out}\ndevices: {devices}")
@@ -45,13 +49,16 @@ def show(batch: list[Run], out: Path, *, force: bool, dry_run: bool, slots: list
         blocked = [d for d in run.deps if d.index is None and token_of(out, d) is None]
         state = "run" if will[run.name] else "done"
         state = "blocked" if blocked and will[run.name] else state
+        state = ("running" if held_elsewhere(out, run) else "waits") if run.name in away else state
         if not dry_run:
             shown = " ".join(f"{k}={v}" for k, v in run.shown.items())
             print(f"{run.index:4d}  stage {run.stage}  {state:<7}  {run.name}  {shown}".rstrip())
         else:
             what = {"run": f"would run ({why[run.name]})", "done": "up to date, skipped",
                     "blocked": f"would be skipped: {blocked[0].name if blocked else ''} has not "
-                               "succeeded"}[state]
+                               "succeeded",
+                    "running": "running elsewhere now, left alone", "waits": "needs a run that is "
+                               "running elsewhere now, left alone"}[state]
             print(f"[{run.index}] {what}: "
                   f"{run.entry.path.name} -> {run.files()['ipynb']}")
             for k, v in run.parameters.items():
@@ -70,12 +77,15 @@ def summary(batch: list[Run], outcome: dict[str, str], out: Path) -> int:
         out: the report folder.
 
     Returns:
-        The command's exit status: 1 when a run failed or was skipped, else 0.
+        The command's exit status: 1 when a run failed or was skipped, else 0 (runs left to
+        another process that executes them are no failure).
     """
     counts = {s: sum(1 for v in outcome.values() if v == s)
-              for s in ("success", "up to date", "failed", "skipped")}
+              for s in ("success", "up to date", "failed", "skipped", ELSEWHERE, NOT_RUN)}
     print(f"batch: {len(batch)} runs: {counts['success']} succeeded, {counts['up to date']} up to date, "
-          f"{counts['failed']} failed, {counts['skipped']} skipped")
+          f"{counts['failed']} failed, {counts['skipped']} skipped"
+          + (f", {counts[ELSEWHERE]} running elsewhere, {counts[NOT_RUN]} not run (they need those)"
+             if counts[ELSEWHERE] or counts[NOT_RUN] else ""))
     for run in batch:
         if outcome.get(run.name) in ("failed", "skipped"):
             marker = read_marker(out, run) or {}
@@ -83,10 +93,19 @@ def summary(batch: list[Run], outcome: dict[str, str], out: Path) -> int:
             why = f"{err.get('ename')}: {str(err.get('evalue'))[:200]}" if err else marker.get("reason", "")
             log = f"  (log: {out / run.files()['log']})" if outcome[run.name] == "failed" else ""
             print(f"  {outcome[run.name]}: {run.name}: {why}{log}")
+        elif outcome.get(run.name) == ELSEWHERE:
+            print(f"  {ELSEWHERE}: {run.name}: another process holds {lock_path(out, run)}")
+        elif outcome.get(run.name) == NOT_RUN:
+            needs = [d.name for d in run.deps if outcome.get(d.name) in (ELSEWHERE, NOT_RUN)
+                     or d.name not in outcome and held_elsewhere(out, d)] or ["an upstream run"]
+            print(f"  {NOT_RUN}: {run.name}: it needs {', '.join(needs)}, running elsewhere")
         elif outcome.get(run.name) in ("success", "up to date"):
             checks = quality_checks(read_json(out / run.files()["metrics"]) or {})
             if checks:
                 print(f"  check: {run.name}: ran, but the model is too weak to read: {'; '.join(checks)}")
+    if counts[ELSEWHERE] or counts[NOT_RUN]:
+        print("  another batch executes some runs: run this command again once it is done, "
+              "or with --wait to wait for it")
     print(f"index: {out / 'index.html'}")
     return 1 if counts["failed"] or counts["skipped"] else 0
 

@@ -4,9 +4,16 @@ Each run executes in a worker process of its own, so that its kernel gets its ow
 (``CUDA_VISIBLE_DEVICES`` for ``--devices``) and cwd; the worker writes the run's marker
 atomically when it is done, so a killed batch loses only the runs in flight. A kernel that dies
 or does not start is retried once; an error in a cell is the run's result.
+
+Two batches over one report folder (a requeued job-array task, a command started twice) never
+execute one run at once: a batch takes the run's lock (:func:`pe_utils.batch.state.acquire_lock`)
+before deciding anything about it, and passes it to the worker. A run locked by another process
+is left alone with its marker and its dependants ("running elsewhere", "not run"; no failure),
+or with ``--wait`` waited for and then treated as usual (up to date if the other succeeded).
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -15,15 +22,21 @@ import sys
 import threading
 import time
 import uuid
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from pathlib import Path
+from typing import IO
 
 from ..io import write_atomic
 from .html import add_failure_banner, export_html
 from .plan import PACKAGE_DIR, Run
-from .state import base_marker, read_marker, token_of, up_to_date, write_marker
+from .state import (acquire_lock, base_marker, held_elsewhere, lock_path, read_marker, token_of,
+                    up_to_date, write_marker)
 
 RETRY_EXIT = 75          # worker's exit code when the kernel died or would not start
+#: outcomes of runs a batch leaves to another process: the run itself, and the runs needing it
+ELSEWHERE, NOT_RUN = "running elsewhere", "not run"
+LOCK_POLL_S = 1.0        # seconds between two looks at a run another process holds (--wait)
 
 
 def _describe(exc: BaseException, cell_timeout: float | None) -> tuple[dict, bool]:
@@ -103,8 +116,9 @@ class Executor:
         self.procs: dict[int, subprocess.Popen] = {}
         self.lock = threading.Lock()
 
-    def run(self, run: Run, device: str | None) -> dict:
-        """Execute ``run`` (retrying once when the kernel died); return its final marker."""
+    def run(self, run: Run, device: str | None, lock: IO | None = None) -> dict:
+        """Execute ``run`` (retrying once when the kernel died); return its final marker. ``lock``,
+        the run's open lock file, goes to the worker: the lock lasts while either process lives."""
         log_path = self.out / run.files()["log"]
         log_path.parent.mkdir(parents=True, exist_ok=True)
         marker: dict = {}
@@ -114,7 +128,7 @@ class Executor:
                     "workdir": str(self.workdir), "attempt": attempt, "token": token,
                     "cell_timeout": self.cell_timeout, "start_timeout": self.start_timeout,
                     "marker": base_marker(run, self.out, device)}
-            rc = self._spawn(spec, device, log_path, "w" if attempt == 1 else "a")
+            rc = self._spawn(spec, device, log_path, "w" if attempt == 1 else "a", lock)
             marker = read_marker(self.out, run) or {}
             if marker.get("token") != token:   # the worker died before writing its marker
                 why = f"interrupted (signal {-rc})" if rc < 0 else f"worker exited with code {rc}"
@@ -128,7 +142,7 @@ class Executor:
                          f"{'retrying' if attempt == 1 else 'giving up'} ***\n\n")
         return marker
 
-    def _spawn(self, spec: dict, device: str | None, log_path: Path, mode: str) -> int:
+    def _spawn(self, spec: dict, device: str | None, log_path: Path, mode: str, lock: IO | None) -> int:
         env = dict(os.environ)
         if device is not None:
             env["CUDA_VISIBLE_DEVICES"] = device
@@ -139,7 +153,8 @@ class Executor:
                "sys.exit(worker_main(sys.argv[1]))", json.dumps(spec, default=str)]
         with open(log_path, mode, encoding="utf-8") as fh:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    env=env, cwd=self.workdir, bufsize=1, errors="replace")
+                                    env=env, cwd=self.workdir, bufsize=1, errors="replace",
+                                    pass_fds=(lock.fileno(),) if lock else ())
             with self.lock:
                 self.procs[proc.pid] = proc
             try:
@@ -172,18 +187,36 @@ def echo(text: str) -> None:
     tqdm.write(text, file=sys.stderr)
 
 
+def _take_lock(out: Path, run: Run, warned: list) -> IO | bool:
+    """The run's open lock file; False: another process holds it; True: no locks here (said once)."""
+    try:
+        lock = acquire_lock(lock_path(out, run), wait=False)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+            raise
+        if not warned:
+            warned.append(exc)
+            echo(f"warning: cannot lock runs in {out} ({exc}): two batches over it would not see each other")
+        return True
+    return False if lock is None else lock
+
+
 def execute(batch: list[Run], out: Path, executor: Executor, slots: list[str | None], *,
-            force: bool = False, on_finish=None) -> dict[str, str]:
-    """Run ``batch`` in dependency order, ``len(slots)`` at a time, each on its slot's device.
+            force: bool = False, wait: bool = False, on_finish=None) -> dict[str, str]:
+    """Run ``batch`` in dependency order, ``len(slots)`` at a time, each on its slot's device and
+    under its lock; ``wait``: wait for runs another process executes instead of leaving them.
 
     Returns:
-        ``{run name: "success" | "failed" | "skipped" | "up to date"}``.
+        ``{run name: "success" | "failed" | "skipped" | "up to date" | "running elsewhere" |
+        "not run"}`` (the last for a run that needs one running elsewhere).
     """
     from tqdm import tqdm
 
     outcome: dict[str, str] = {}
     in_batch = {r.name for r in batch}
     pending, running, free = list(batch), {}, list(slots)
+    told: set[str] = set()      # runs held elsewhere that --wait said it waits for
+    warned: list = []
     bar = tqdm(total=len(batch), unit="run", desc="batch", disable=None, file=sys.stderr)
 
     def finish(run: Run, status: str, note: str = "") -> None:
@@ -196,10 +229,25 @@ def execute(batch: list[Run], out: Path, executor: Executor, slots: list[str | N
     with ThreadPoolExecutor(max_workers=len(slots)) as pool:
         try:
             while pending or running:
+                held = []   # what this pass found running elsewhere and waits for
                 for run in list(pending):
                     inner = [d for d in run.deps if d.name in in_batch]
                     if any(d.name not in outcome for d in inner):
                         continue
+                    away = [d.name for d in inner if outcome[d.name] in (ELSEWHERE, NOT_RUN)]
+                    away += [d.name for d in run.deps if d.name not in in_batch and held_elsewhere(out, d)]
+                    lock = _take_lock(out, run, warned) if not away else None
+                    if (away or lock is False) and wait:
+                        held += away or [run.name]
+                        continue
+                    if away or lock is False:
+                        pending.remove(run)
+                        if away:
+                            finish(run, NOT_RUN, f" (it needs {', '.join(away)}, running elsewhere)")
+                        else:
+                            finish(run, ELSEWHERE, f" (another process holds {lock_path(out, run)})")
+                        continue
+                    lock = None if lock is True else lock
                     bad = [d.name for d in inner if outcome[d.name] in ("failed", "skipped")]
                     bad += [d.name for d in run.deps if d.name not in in_batch and token_of(out, d) is None]
                     if bad:
@@ -214,14 +262,26 @@ def execute(batch: list[Run], out: Path, executor: Executor, slots: list[str | N
                     elif free:
                         pending.remove(run)
                         device = free.pop(0)
-                        running[pool.submit(executor.run, run, device)] = (run, device)
+                        running[pool.submit(executor.run, run, device, lock)] = (run, device, lock)
+                        continue   # the lock stays held until the run ends
+                    if lock:
+                        lock.close()
+                for name in sorted(set(held) - told):
+                    echo(f"{name}: running elsewhere; waiting for it (--wait)")
+                told |= set(held)
                 if not running:
+                    if pending and held:
+                        time.sleep(LOCK_POLL_S)
+                        continue
                     if pending:
                         raise RuntimeError(f"batch stuck before {pending[0].name}")  # plan order bug
                     break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                done, _ = wait_futures(running, timeout=LOCK_POLL_S if held else None,
+                                       return_when=FIRST_COMPLETED)
                 for future in done:
-                    run, device = running.pop(future)
+                    run, device, lock = running.pop(future)
+                    if lock:
+                        lock.close()
                     free.append(device)
                     marker = future.result()
                     err = marker.get("error") or {}
@@ -234,4 +294,7 @@ def execute(batch: list[Run], out: Path, executor: Executor, slots: list[str | N
             raise
         finally:
             bar.close()
+            for _, _, lock in running.values():   # a batch run in-process must not keep locks
+                if lock:
+                    lock.close()
     return outcome

@@ -4,13 +4,19 @@ A run's identity (its ``key``) hashes its parameters (not its output paths), the
 pe_utils' sources and the cache's settings; its marker (``<notebook>/<run-id>.status.json``)
 also records the token of each upstream result it used, so rerunning an upstream run makes its
 dependants stale. Markers are written atomically: a killed batch never leaves half of one.
+
+While a process executes a run it holds the run's lock, an ``flock`` on ``<notebook>/<run-id>.lock``
+(:func:`acquire_lock`), so that two batches over one report folder never execute the same run at
+once. The operating system lets go of the lock when the last process holding it ends, killed or
+not: a crashed batch leaves an empty file behind, never a run locked for good.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..io import read_json, sha256_file, sha256_text, write_atomic
 from .plan import PACKAGE_DIR, Run
@@ -98,6 +104,7 @@ def base_marker(run: Run, out: Path, device: str | None) -> dict:
     return {"notebook": run.entry.name, "run_id": run.run_id, "key": run.key,
             "code_version": code_version(run.entry.path), "parameters": run.parameters,
             "shown": run.shown, "grid": run.grid, "summary": run.entry.summary, "device": device,
+            "data": run.data,
             "upstream": {d.name: token_of(out, d) for d in run.deps}, "files": run.files()}
 
 
@@ -124,3 +131,54 @@ def index_rows(out: Path, selected: list[Run]) -> list[dict]:
         if marker and f"{marker.get('notebook')}/{marker.get('run_id')}" not in seen:
             rows.append({**marker, "index": None})
     return rows
+
+
+def lock_path(out: Path, run: Run) -> Path:
+    """The run's lock file, ``<notebook>/<run-id>.lock`` beside its marker."""
+    return out / run.files()["marker"].replace(".status.json", ".lock")
+
+
+def acquire_lock(path: Path, wait: bool = True) -> IO | None:
+    """An exclusive ``flock`` on ``path`` (made, with its folder, when missing).
+
+    The lock is held while the returned file is open, and by every child process it is passed
+    to (``pass_fds``); the operating system drops it when the last of them ends, killed or not.
+
+    Args:
+        path: the lock file.
+        wait: wait for a process that holds it; False: return None at once instead.
+
+    Returns:
+        The open lock file (close it to let go), or None when ``wait`` is False and another
+        process holds the lock.
+
+    Raises:
+        OSError: the file system does not lock (some network file systems), or ``path`` cannot
+            be made.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(path, "a")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        fh.close()
+        return None
+    except BaseException:
+        fh.close()
+        raise
+    return fh
+
+
+def held_elsewhere(out: Path, run: Run) -> bool:
+    """Whether another process holds the run's lock now, i.e. executes it (a look: no file is made)."""
+    path = lock_path(out, run)
+    if not path.exists():
+        return False
+    try:
+        fh = acquire_lock(path, wait=False)
+    except OSError:   # a file system without locks: nobody can be seen holding one
+        return False
+    if fh is None:
+        return True
+    fh.close()
+    return False
