@@ -7,11 +7,14 @@ would give them):
    pass, NT-Xent, backward, SGD step (AMP + channels_last on CUDA as ``fit`` does);
 2. images/s of ``run_pretraining`` (``fit`` with the contrastive step) over the loader of
    :func:`pe_utils.pretrain_loader` (``CacheSlices`` + ``DeviceLoader`` drawing ``SimCLRViews``),
-   with a ``last.pt`` checkpoint per epoch and ``simclr.pt`` at the end (goal: >= 0.9 x bare);
+   with ``fit``'s checkpoint policy (``last.pt`` at most every ``--checkpoint-every`` seconds,
+   by default fit's, and after the last epoch) and ``simclr.pt`` at the end (goal: >= 0.9 x
+   bare), and the bytes the run wrote; the former policy (a ``last.pt`` after every epoch)
+   alongside, as the reference;
 3. images/s of the loader alone (slicing, resize, two views per image: twice Case1's
    augmentation work) against the bare training images/s (goal: >= 5 x).
 
-An "image" is one pair of views. The bare loop and the run alternate ``--repeats`` times in the
+An "image" is one pair of views. The bare loop and the runs alternate ``--repeats`` times in the
 same process; the best of each is reported (other users of the machine only ever slow a run down).
 
     python bench/pretrain.py                      # CPU defaults, about a minute
@@ -41,12 +44,23 @@ def parse(argv):
     p.add_argument("--cache-size", type=int, default=128, help="side of the stored images (resized on load)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--n-images", type=int, default=256)
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (shared machines: 1)")
     p.add_argument("--device", default=None, help="cpu, cuda (default: cuda if available)")
+    p.add_argument("--checkpoint-every", type=float, default=None,
+                   help="seconds between two last.pt writes (default: fit's; 0: every epoch)")
     return p.parse_args(argv)
+
+
+def bytes_written() -> int | None:
+    """Bytes this process has passed to write() so far (Linux ``/proc/self/io``), else None."""
+    try:
+        with open("/proc/self/io") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("wchar"))
+    except (OSError, StopIteration):
+        return None
 
 
 def bare_loop(model, criterion, optimizer, pairs, epochs, device) -> Clock:
@@ -97,17 +111,26 @@ def main(argv=None) -> int:
           f"(stored {args.cache_size}px), batch={args.batch_size} pairs, images/epoch={n_per_epoch}, "
           f"epochs={args.epochs}, workers={args.workers}")
     n_images = n_per_epoch * args.epochs
-    bare, fitted = [], []
+    # the policy measured, and the former one (a last.pt after every epoch) as a reference
+    policies = {"every epoch (former)": {"checkpoint_every": 0},
+                (f"every {args.checkpoint_every:g} s" if args.checkpoint_every is not None else "fit's default"):
+                    {} if args.checkpoint_every is None else {"checkpoint_every": args.checkpoint_every}}
+    bare: list[Clock] = []
+    fitted: dict[str, list[Clock]] = {name: [] for name in policies}
+    written: dict[str, list[float]] = {name: [] for name in policies}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
             bare.append(bare_loop(model, criterion, optimizer, pairs, args.epochs, device))
-            with Clock(device) as clock:
-                run_pretraining(model, criterion, optimizer, loader, cfg, f"{tmp}/run{r}", device, resume=False,
-                                progress=False)
-            fitted.append(clock)
-            print(f"  repeat {r + 1}: bare {n_images / bare[-1].wall:7.1f} img/s wall "
-                  f"({n_images / bare[-1].cpu:7.1f} CPU)   run_pretraining {n_images / fitted[-1].wall:7.1f} "
-                  f"img/s wall ({n_images / fitted[-1].cpu:7.1f} CPU)")
+            line = f"  repeat {r + 1}: bare {n_images / bare[-1].cpu:7.1f} img/s CPU"
+            for i, (name, every) in enumerate(policies.items()):
+                before = bytes_written()
+                with Clock(device) as clock:
+                    run_pretraining(model, criterion, optimizer, loader, cfg, f"{tmp}/run{r}-{i}", device,
+                                    resume=False, progress=False, **every)
+                fitted[name].append(clock)
+                written[name].append(bytes_written() - before if before is not None else float("nan"))
+                line += f"   checkpoint {name}: {n_images / clock.cpu:7.1f} ({n_images / clock.wall:7.1f} wall)"
+            print(line)
 
     # the loader alone: slicing, resize and two views per image, no model
     n = 0
@@ -121,12 +144,14 @@ def main(argv=None) -> int:
     key = (lambda c: c.cpu) if use_cpu else (lambda c: c.wall)
     clock_name = "process CPU time" if use_cpu else "wall time"
     bare_ips = n_images / min(key(c) for c in bare)
-    fit_ips = n_images / min(key(c) for c in fitted)
     loader_ips = n / key(load_clock)
     print(f"figures by {clock_name}, best of {args.repeats} (an image = one pair of views):")
     print(f"  bare contrastive loop: {bare_ips:9.1f} images/s")
-    print(f"  run_pretraining (loader + views + twin figure + checkpoints): {fit_ips:9.1f} images/s   "
-          f"ratio = {fit_ips / bare_ips:.3f}   (goal >= 0.9)")
+    for name in policies:
+        fit_ips = n_images / min(key(c) for c in fitted[name])
+        print(f"  run_pretraining, last.pt {name} and after the last epoch: {fit_ips:9.1f} images/s   "
+              f"ratio run/bare = {fit_ips / bare_ips:.3f}   (goal >= 0.9)   "
+              f"written per run of {args.epochs} epochs (checkpoints + simclr.pt): {min(written[name]) / 1e6:.1f} MB")
     print(f"  loader alone (two views each): {loader_ips:9.1f} images/s   "
           f"ratio loader/training = {loader_ips / bare_ips:.1f}x   (goal >= 5x)")
     epoch_s = n_per_epoch / bare_ips
