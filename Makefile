@@ -7,10 +7,9 @@ PIP    := $(VENV)/bin/pip
 # (a CUDA build that also runs on CPU). Newer releases are not required.
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-DATA   ?= data/synthetic
 PROFILE ?= demo
 
-.PHONY: venv demo test test-fast bench clean
+.PHONY: venv demo rehearse test test-fast bench clean
 
 venv: $(VENV)/.installed
 
@@ -25,6 +24,10 @@ $(VENV)/.installed: pyproject.toml
 
 demo: venv
 	$(PY) -m pe_utils batch --profile $(PROFILE) --out reports/$(PROFILE)
+
+# the whole thesis plan through the real-data path, capped: the check before the long GPU batch
+rehearse: venv
+	$(PY) -m pe_utils batch --rehearse --out reports/rehearse
 
 # tests/test_browser.py drives Debian's chromium (Playwright cannot download browsers here);
 # without it the browser tests are left out, and the line below says how to run them
@@ -47,4 +50,4 @@ bench: venv
 	$(PY) bench/train.py
 
 clean:
-	rm -rf reports/demo reports/smoke runs data/synthetic-* data/cache-*
+	rm -rf reports/demo reports/smoke reports/rehearse runs data/synthetic-* data/cache-* data/dataset2-* data/rehearse

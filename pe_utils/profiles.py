@@ -1,11 +1,13 @@
-"""Named parameter sets: ``smoke`` (the test suite), ``demo`` (CPU), ``thesis`` (GPU).
+"""Named parameter sets: ``smoke`` (the test suite), ``demo`` (CPU), ``thesis`` (GPU), and
+``rehearse`` (the thesis profile with capped data and epochs: ``batch --rehearse``).
 
 A notebook's parameters cell holds ``profile`` plus one variable per setting, each
 ``None`` by default; :func:`resolve` fills every ``None`` from the profile, so a value
 given to papermill (``-p epochs 3``) always wins over the profile.
 
 Every number of the thesis profile cites its section of the thesis; choices the thesis
-leaves open are marked *(our choice)*.
+leaves open are marked *(our choice)*. The module is longer than 300 lines because every
+setting sits beside its source or its reason.
 """
 from __future__ import annotations
 
@@ -70,7 +72,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # (tests/test_phantom_statistics.py). 2.1's, which also had lobar clots, capped the demo's
         # network at test AUC 0.92 and F1 0.5-0.6 at 1/3 (the figures below are on 2.1)
         "data": dict(patients=40, slices_per_patient=60, positive_fraction=0.8, seed=0,
-                     difficulty=0.0, size=128, channels="gray", workers=2),
+                     difficulty=0.0, size=128, channels="gray", workers=2,
+                     dataset1=None),  # from an RSNA folder (batch --rsna-root): the spec's counts
         # Measured 2026-12-02, rate 1/3, seed 0 (2 busy cores), focal loss, lr 0.01, 8 epochs: 2.0's
         # phantom, whole slice at 64 px: test AUC 0.80, F1 0.01; with a central 75 % crop 0.84, F1
         # 0.51; 2.1's phantom with the crop 0.89, F1 0.60. The network needs about 6,000-7,700
@@ -115,7 +118,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # (RSNA's share) = 653 positive (4.20 %); 60 slices: every Case1 rate divides it
         "data": dict(patients=259, slices_per_patient=60, positive_fraction=0.305, seed=0,
                      size=128, channels="gray", workers=8,  # 128x128 (4.1.1)
-                     difficulty=None),  # the generator's default (phantom DEFAULT_DIFFICULTY)
+                     difficulty=None,  # the generator's default (phantom DEFAULT_DIFFICULTY)
+                     dataset1=None),   # from an RSNA folder: the spec's 15,556 images, 655 positive (4.1.1)
         "case1": dict(
             arch="resnet50",       # ResNet50 (4.1.4)
             image_size=128,        # 128x128 (4.1.1)
@@ -274,6 +278,40 @@ _EXPLAIN = dict(n_views=20, probe_rate="1/2", dilate_px=2, seed=0, cam_layer="la
 for _profile, _reductions, _layer in (("smoke", ("tsne",), "layer4"), ("demo", ("tsne", "umap"), "layer2"),
                                       ("thesis", ("tsne", "umap"), "layer4")):
     PROFILES[_profile]["explain"] = dict(_EXPLAIN, reductions=_reductions, cam_layer=_layer)
+
+# ---------------------------------------------------------------- the rehearsal (batch --rehearse)
+#: The thesis profile with these values and nothing else changed: every notebook of the thesis plan
+#: at its architecture, image size, optimiser, schedule, loss and options, on few images for one or
+#: two epochs, so that the whole plan runs through the real-data path on a 2-core CPU. Each cap is
+#: stated on the run's page and in its status (:func:`rehearsal_caps`).
+REHEARSAL_CAPS: dict[str, dict[str, Any]] = {
+    # one RSNA-layout phantom holds the three datasets: 30 exams of 12 slices
+    "data": dict(patients=30, slices_per_patient=12, positive_fraction=0.9, workers=2,
+                 dataset1=dict(n_images=120, n_positive=20,
+                               tolerance=dict(n_images_rel=0.1, positive_fraction_abs=0.06))),
+    "data2": dict(workers=2, n_images=120, n_positive=18,
+                  tolerance=dict(n_images_rel=0.1, positive_fraction_abs=0.06),
+                  test_n_images=24, test_n_positive=8, test_caps=(4, 4),
+                  test_tolerance=dict(n_images_rel=0.2, positive_fraction_abs=0.1)),
+    "case1": dict(epochs=1, epochs_small=1, num_workers=0),
+    "pretrain": dict(batch_size=32, epochs=2, snapshot_epochs=(1,), num_workers=0),
+    "case3": dict(step1_epochs=1, step2_epochs=1),
+    "case2": dict(epochs=1, num_workers=0),
+}
+PROFILES["rehearse"] = {section: {**copy.deepcopy(values), **copy.deepcopy(REHEARSAL_CAPS.get(section, {}))}
+                        for section, values in PROFILES["thesis"].items()}
+
+
+def rehearsal_caps() -> list[str]:
+    """The rehearsal's caps in words, one per changed setting: ``"case1.epochs: 40 -> 1"``."""
+    lines = []
+    for section, caps in REHEARSAL_CAPS.items():
+        for name, value in caps.items():
+            before = PROFILES["thesis"][section].get(name)
+            lines.append(f"{section}.{name}: {before!r} -> {value!r}" if name in PROFILES["thesis"][section]
+                         else f"{section}.{name}: {value!r} (the thesis profile uses the spec's figures)")
+    return lines
+
 
 #: rates trained for ``epochs_small`` epochs: the smallest training sets (4.1.2)
 SMALL_RATES = ("1/3", "1/4")

@@ -22,6 +22,7 @@ import pytest
 
 from pe_utils.batch import cli as batch
 from pe_utils.batch import plan as plan_module
+from pe_utils.batch.data import DataDescription
 from pe_utils.batch.expand import plan_runs
 from pe_utils.batch.html import external_scripts, strip_external_scripts
 from pe_utils.batch.plan import PLAN_PATH, find_plan, load_plan, notebook_parameters, plan_root
@@ -317,7 +318,8 @@ def test_course_plan_notebooks_have_parameters_and_profile(tmp_path):
     seven = ["9/10", "4/5", "3/4", "2/3", "1/2", "1/3", "1/4"]
 
     def rates(profile: str, notebook: str) -> list[str]:
-        rc, stdout, stderr = cli("--profile", profile, "--out", tmp_path, "--cache", tmp_path, "--list")
+        rc, stdout, stderr = cli("--profile", profile, "--out", tmp_path, "--cache", tmp_path, "--dataset2-cache", tmp_path,
+                             "--test-cache", tmp_path, "--list")
         assert rc == 0, stderr
         return [line.split("sampling_rate=")[1].split()[0] for line in stdout.splitlines()
                 if f"{notebook}/" in line and "sampling_rate=" in line]
@@ -411,7 +413,7 @@ def test_package_hash_ignores_the_runner_wing_only(tmp_path):
 
 def _one_run(plan: Path, tmp_path: Path, **extra):
     _, runs = plan_runs(load_plan(plan), out=tmp_path / "out", workdir=tmp_path, profile="smoke",
-                        cache_dir=tmp_path, extra=extra)
+                        data=DataDescription("caches", "smoke", {"dataset1": tmp_path}), extra=extra)
     return runs[0]
 
 

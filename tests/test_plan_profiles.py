@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pe_utils.batch.data import DataDescription
 from pe_utils.batch.expand import plan_runs
 from pe_utils.batch.plan import PLAN_PATH, PlanError, load_plan
 
@@ -75,10 +76,11 @@ def test_the_course_plan_runs_cases_2_and_4_per_profile(tmp_path):
     assert {"02_case4_pretrain/02_case4_pretrain", "04_case2_ablation/experiment-1-seed0",
             "05_case4_contrastive/fraction-25-seed0"} <= set(smoke)
     # Case4 reads the Dataset2 encoder of its own pretraining run; neither gets the Dataset1 cache
-    run = next(r for r in _runs(plan, tmp_path, "smoke", cache_dir=tmp_path / "cache-smoke")
+    phantom = DataDescription("phantom", "smoke", {"dataset1": tmp_path / "cache-smoke"})
+    run = next(r for r in _runs(plan, tmp_path, "smoke", data=phantom)
                if r.name == "05_case4_contrastive/fraction-25-seed0")
     assert run.parameters["pretrain_dir"].endswith("02_case4_pretrain/02_case4_pretrain")
     assert "cache_dir" not in run.parameters
-    pre = next(r for r in _runs(plan, tmp_path, "smoke", cache_dir=tmp_path / "cache-smoke")
+    pre = next(r for r in _runs(plan, tmp_path, "smoke", data=phantom)
                if r.name.startswith("02_case4_pretrain/"))
     assert pre.parameters["dataset"] == "dataset2" and "cache_dir" not in pre.parameters

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from pe_utils.profiles import PROFILES, SAMPLING_RATES, SMALL_RATES, THESIS_THRESHOLD_PAIRS, resolve
+from pe_utils.profiles import (PROFILES, REHEARSAL_CAPS, SAMPLING_RATES, SMALL_RATES, THESIS_THRESHOLD_PAIRS,
+                               rehearsal_caps, resolve)
 
 #: the Case1 settings as the thesis prints them (sections 4.1.1-4.1.4); written out here,
 #: apart from pe_utils.profiles, so an edit of the profile cannot also edit its reference
@@ -24,8 +25,22 @@ TABLE_6_1 = {"9/10": "Test90", "4/5": "Test80", "3/4": "Test75", "2/3": "Test66"
              "1/2": "Test50", "1/3": "Test33", "1/4": "Test25"}
 
 
-def test_the_three_profiles_exist():
-    assert set(PROFILES) == {"smoke", "demo", "thesis"}
+def test_the_four_profiles_exist():
+    assert set(PROFILES) == {"smoke", "demo", "thesis", "rehearse"}
+
+
+def test_the_rehearsal_is_the_thesis_profile_with_its_caps_only():
+    """Nothing but the stated caps differs from the thesis profile, and each cap is stated."""
+    thesis, rehearse = PROFILES["thesis"], PROFILES["rehearse"]
+    changed = {(s, k) for s in thesis for k in thesis[s] if rehearse[s][k] != thesis[s][k]}
+    assert changed == {(s, k) for s, caps in REHEARSAL_CAPS.items() for k in caps}
+    stated = rehearsal_caps()
+    assert len(stated) == len(changed)
+    assert "case1.epochs: 40 -> 1" in stated and "pretrain.batch_size: 1000 -> 32" in stated
+    for section in ("case1", "pretrain", "case3", "case2"):   # the networks and their optimisation
+        for key in ("arch", "image_size", "lr", "optimizer", "momentum", "temperature", "gamma", "schedule"):
+            if key in thesis[section]:
+                assert rehearse[section][key] == thesis[section][key], (section, key)
 
 
 def test_every_profile_has_the_same_sections_and_keys():

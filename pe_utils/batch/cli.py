@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pe_utils batch", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", default="demo", choices=sorted(PROFILES), help="parameter profile (demo)")
+    p.add_argument("--rehearse", action="store_true",
+                   help="the thesis plan through the real-data path with capped data and epochs "
+                        "(--profile rehearse): the check to run before the long batch")
     p.add_argument("--out", help="report folder (default reports/<profile> in the repository)")
     p.add_argument("--plan", help="plan file (default: notebooks/plan.json in the current folder, "
                                   "else in the checkout of an editable install)")
@@ -167,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """``python -m pe_utils batch ...``; returns 0 when every run succeeded or was up to date."""
     args = build_parser().parse_args(argv)
+    if args.rehearse:
+        args.profile = "rehearse"
     try:
         check_parameters(args.parameter, args.profile, parse=_value)   # -p epochs abc: refused now
         plan = Path(args.plan) if args.plan else find_plan()

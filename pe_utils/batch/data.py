@@ -20,6 +20,9 @@ A plan whose runs need a dataset that was not given is refused with the flag tha
 run never falls back to the phantom when real data is given. The parameters naming caches
 (``cache_dir``, ``test_cache_dir``, ``unseen_cache_dir``, ``rsna_root``) belong to the batch:
 ``-p`` cannot set them.
+
+The module is longer than 300 lines because it holds one idea whole: which data a batch reads,
+from its description on the command line to the caches made and checked before the first run.
 """
 from __future__ import annotations
 
@@ -93,6 +96,7 @@ class DataDescription:
     rsna_root: Path | None = None
     folder: Path | None = None
     manifest: Path | None = None   # a user's Dataset1 manifest (--manifest), with --rsna-root
+    phantom: dict[str, Any] | None = None   # the rehearsal: rsna_root is this phantom, made on first use
 
     # ------------------------------------------------------------------ per run
     def run_parameters(self, entry: Entry, params: dict[str, Any]) -> dict[str, Path | None]:
@@ -158,7 +162,8 @@ class DataDescription:
                     "Dataset2 and its test set in data/dataset2-" + self.profile + " (made on first use)")
         parts = [f"{role} {self.caches[role]}" for role in ROLES if role in self.caches]
         if self.kind == "rsna":
-            return f"RSNA folder {self.rsna_root}, built into {self.folder}: " + "; ".join(parts)
+            made = " (the rehearsal's phantom, made on first use)" if self.phantom is not None else ""
+            return f"RSNA folder {self.rsna_root}{made}, built into {self.folder}: " + "; ".join(parts)
         return "the given caches: " + "; ".join(parts)
 
 
@@ -183,6 +188,8 @@ def describe_data(args, profile: str, workdir: Path) -> DataDescription:
         raise DataError(f"give --rsna-root (the batch builds every cache) or the caches ({flags}), not both")
     if (args.manifest or args.cache_out) and not args.rsna_root:
         raise DataError("--manifest and --cache-out go with --rsna-root")
+    if profile == "rehearse" and not args.rsna_root and not named:
+        return rehearsal_data(profile)
     if args.rsna_root:
         root = Path(args.rsna_root).resolve()
         if not (root / "train.csv").is_file():
@@ -204,6 +211,22 @@ def describe_data(args, profile: str, workdir: Path) -> DataDescription:
             caches[role] = cache
         return DataDescription("caches", profile, caches)
     return DataDescription("phantom", profile, {"dataset1": resolve_cache_dir(profile)[0]})
+
+
+def rehearsal_data(profile: str = "rehearse", root: Path | None = None) -> DataDescription:
+    """The rehearsal's data: a phantom written in the RSNA layout (with ``train.csv``) in
+    ``<root>/rsna``, built like a user's folder into ``<root>/data`` (default root:
+    ``data/rehearse`` of the project); the phantom is made by :func:`pe_utils.batch.prepare.prepare`."""
+    from ..paths import project_root
+    from ..profiles import resolve
+
+    base = Path(root) if root is not None else project_root() / "data" / "rehearse"
+    cfg = resolve("data", profile)
+    phantom = dict(patients=cfg["patients"], slices_per_patient=cfg["slices_per_patient"],
+                   positive_fraction=cfg["positive_fraction"], seed=cfg["seed"], difficulty=cfg.get("difficulty"))
+    folder = (base / "data").resolve()
+    return DataDescription("rsna", profile, {role: folder / f"cache-{role}" for role in ROLES},
+                           rsna_root=(base / "rsna").resolve(), folder=folder, phantom=phantom)
 
 
 # ---------------------------------------------------------------------- making the data
@@ -309,6 +332,12 @@ def prepare_rsna(desc: DataDescription, roles, progress: bool = True, echo=print
     """
     from ..data.pseudonym import load_or_make_key
 
+    if desc.phantom is not None:   # the rehearsal's folder: made once, remade when the generator changes
+        from ..data.dataset2 import ensure_phantom
+        from ..profiles import resolve
+
+        ensure_phantom(desc.rsna_root, list(desc.caches.values()), desc.phantom,
+                        resolve("data", desc.profile)["workers"], progress)
     desc.folder.mkdir(parents=True, exist_ok=True)
     key = load_or_make_key(desc.folder, None)
     roles = set(roles)

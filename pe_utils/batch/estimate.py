@@ -2,7 +2,8 @@
 
 ``python -m pe_utils batch --profile thesis --estimate [--throughput IMAGES_PER_S] [--devices 0,1,...]``
 prints, per dependency stage, per notebook and in total, what the selected runs will compute
-and write. One module, one idea (the cost model of a batch); every figure is a projection:
+and write. The module is longer than 300 lines because it holds one idea whole (the cost model
+of a batch); every figure is a projection:
 
 - **Sizes** come from the profile and the dataset specs, never from files on disk: Dataset1
   (``specs/dataset1.json``, 15,556 images in the thesis profile; the phantom's patients x

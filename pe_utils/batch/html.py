@@ -205,6 +205,20 @@ def export_html(ipynb: str | Path, html_path: str | Path, *, results_only: bool 
     return dropped
 
 
+def add_banner(ipynb: str | Path, html_text: str, tag: str) -> None:
+    """Put a markdown cell of ``html_text`` at the top of the executed notebook (its reports
+    show it first); a banner with the same ``tag`` from an earlier attempt is replaced."""
+    import nbformat
+
+    path = Path(ipynb)
+    nb = nbformat.read(str(path), as_version=4) if path.exists() else nbformat.v4.new_notebook()
+    nb.cells = [c for c in nb.cells if tag not in c.metadata.get("tags", [])]
+    cell = nbformat.v4.new_markdown_cell(html_text)
+    cell.metadata["tags"] = [tag]
+    nb.cells.insert(0, cell)
+    write_atomic(path, nbformat.writes(nb))
+
+
 def add_failure_banner(ipynb: str | Path, error: dict, log_name: str) -> None:
     """Put a markdown cell saying why the run failed at the top of the executed notebook.
 
@@ -212,20 +226,18 @@ def add_failure_banner(ipynb: str | Path, error: dict, log_name: str) -> None:
     one names the error itself, and covers what papermill does not flag (a dead kernel, a
     cell timeout, a kernel that would not start).
     """
-    import nbformat
-
-    path = Path(ipynb)
-    if not path.exists():
-        nb = nbformat.v4.new_notebook()
-    else:
-        nb = nbformat.read(str(path), as_version=4)
-    nb.cells = [c for c in nb.cells if "batch-error-banner" not in c.metadata.get("tags", [])]
     where = f" in cell [{error['cell']}]" if error.get("cell") is not None else ""
-    text = (f'<div style="border:2px solid #c62828; padding:0.6em; background:#ffebee">'
-            f"<b>This run failed</b>{where}: <code>{html.escape(str(error.get('ename', 'Error')))}: "
-            f"{html.escape(str(error.get('evalue', ''))[:500])}</code><br>"
-            f"The full traceback is below (and in <code>{html.escape(log_name)}</code>).</div>")
-    cell = nbformat.v4.new_markdown_cell(text)
-    cell.metadata["tags"] = ["batch-error-banner"]
-    nb.cells.insert(0, cell)
-    write_atomic(path, nbformat.writes(nb))
+    add_banner(ipynb, f'<div style="border:2px solid #c62828; padding:0.6em; background:#ffebee">'
+                      f"<b>This run failed</b>{where}: <code>{html.escape(str(error.get('ename', 'Error')))}: "
+                      f"{html.escape(str(error.get('evalue', ''))[:500])}</code><br>"
+                      f"The full traceback is below (and in <code>{html.escape(log_name)}</code>).</div>",
+               "batch-error-banner")
+
+
+def add_caps_banner(ipynb: str | Path, caps: list[str]) -> None:
+    """Say at the top of a rehearsal run's page that its figures come from capped settings, and which."""
+    items = "".join(f"<li><code>{html.escape(c)}</code></li>" for c in caps)
+    add_banner(ipynb, '<div style="border:2px solid #ef6c00; padding:0.6em; background:#fff3e0">'
+                      "<b>Rehearsal run: not a result.</b> The thesis profile with these settings capped, "
+                      "so that every code path runs on few images in minutes; its figures say nothing "
+                      f"about the method.<ul>{items}</ul></div>", "batch-caps-banner")

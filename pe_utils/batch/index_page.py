@@ -37,6 +37,7 @@ td.links { max-width: 10em; }
 .note, .params, .notes { color: #666; font-size: 0.85em; } td .note { max-width: 24em; }
 .params { white-space: nowrap; }
 .summary { border: 1px solid #90caf9; background: #e3f2fd; padding: 0.6em 1em; margin: 1em 0; }
+.rehearsal { border: 2px solid #ef6c00; background: #fff3e0; padding: 0.6em 1em; margin: 1em 0; }
 .legend { border: 1px solid #ddd; background: #fafafa; padding: 0.5em 1em; font-size: 0.88em; max-width: 75em; }
 .legend dt { font-weight: 600; float: left; clear: left; width: 10em; } .legend dd { margin: 0 0 0.3em 10.5em; }
 .figure { max-width: 70em; }
@@ -210,6 +211,14 @@ def write_index(out: str | Path, rows: Iterable[dict], *, title: str | None = No
                     f"<p>{len(rows)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                     + (f"; profile {html.escape(', '.join(profiles))}" if profiles else "")
                     + f". Updated {now}.</p>"]
+    caps = next((r["caps"] for r in rows if r.get("caps")), None)
+    if caps:
+        parts.append("<div class='rehearsal'><b>Rehearsal: not results.</b> The thesis plan with "
+                     f"{len(caps)} settings capped (each run's page lists them): "
+                     + html.escape("; ".join(caps)) + "</div>")
+    data = sorted({f"{k} {v}" for r in rows for k, v in (r.get("data") or {}).items()})
+    if data:
+        parts.append("<p class='note'>Data read: " + html.escape("; ".join(data)) + "</p>")
     for row in rows:
         if row.get("summary") and row["status"] == "success":
             links = " · ".join(x for x in (_link(out, row["files"]["results_html"], "results"),

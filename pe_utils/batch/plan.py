@@ -39,6 +39,8 @@ _ENTRY_KEYS = {"name", "path", "case", "grid", "depends_on", "inputs", "paramete
 #: entry's), fixed parameters (added), or ``skip`` (the profile's batch leaves the entry out
 #: unless ``--cases`` names it)
 _PROFILE_KEYS = {"grid", "parameters", "skip"}
+#: profiles that run another profile's plan: the rehearsal runs the thesis's grids
+PLAN_PROFILE = {"rehearse": "thesis"}
 
 
 class PlanError(ValueError):
@@ -70,7 +72,7 @@ class Entry:
     def for_profile(self, profile: str) -> "Entry":
         """The entry as ``profile`` runs it: the profile's grid values replace the entry's for
         the variables it names (other variables keep theirs), its parameters are added."""
-        over = self.profiles.get(profile, {})
+        over = self.profiles.get(PLAN_PROFILE.get(profile, profile), {})
         return replace(self, grid={**self.grid, **over.get("grid", {})},
                        parameters={**self.parameters, **over.get("parameters", {})},
                        skip=bool(over.get("skip", False)), declared=set(self.declared))

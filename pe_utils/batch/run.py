@@ -10,6 +10,9 @@ execute one run at once: a batch takes the run's lock (:func:`pe_utils.batch.sta
 before deciding anything about it, and passes it to the worker. A run locked by another process
 is left alone with its marker and its dependants ("running elsewhere", "not run"; no failure),
 or with ``--wait`` waited for and then treated as usual (up to date if the other succeeded).
+
+The module is longer than 300 lines because it holds one idea whole: executing a run, from its
+lock to its marker, its reports and their banners.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import IO
 
 from ..io import write_atomic
-from .html import add_failure_banner, export_html
+from .html import add_caps_banner, add_failure_banner, export_html
 from .plan import PACKAGE_DIR, Run
 from .state import (acquire_lock, base_marker, held_elsewhere, lock_path, read_marker, token_of,
                     up_to_date, write_marker)
@@ -88,6 +91,8 @@ def worker_main(spec_json: str) -> int:
         error, retry = _describe(exc, spec["cell_timeout"])
         log.error("run failed: %s: %s", error["ename"], error["evalue"])
     duration = time.time() - started
+    if marker.get("caps"):
+        add_caps_banner(out / files["ipynb"], marker["caps"])
     if error:
         add_failure_banner(out / files["ipynb"], error, Path(files["log"]).name)
     html_error = None

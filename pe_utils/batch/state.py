@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..io import read_json, sha256_file, sha256_text, write_atomic
+from ..profiles import rehearsal_caps
 from .plan import PACKAGE_DIR, Run
 
 #: the runner's own wing: it changes how runs are reported, not what the notebooks
@@ -104,7 +105,7 @@ def base_marker(run: Run, out: Path, device: str | None) -> dict:
     return {"notebook": run.entry.name, "run_id": run.run_id, "key": run.key,
             "code_version": code_version(run.entry.path), "parameters": run.parameters,
             "shown": run.shown, "grid": run.grid, "summary": run.entry.summary, "device": device,
-            "data": run.data,
+            "data": run.data, "caps": rehearsal_caps() if run.parameters.get("profile") == "rehearse" else None,
             "upstream": {d.name: token_of(out, d) for d in run.deps}, "files": run.files()}
 
 

@@ -68,7 +68,7 @@ def dataset2_specs(profile: str) -> tuple[dict, dict]:
     return train, test
 
 
-def _ensure_phantom(folder: Path, caches: list[Path], args: dict, workers: int, progress: bool) -> None:
+def ensure_phantom(folder: Path, caches: list[Path], args: dict, workers: int, progress: bool) -> None:
     """Generate the phantom of ``args`` in ``folder`` unless its stamp says it is there;
     a regenerated phantom invalidates the ``caches`` made from it (same names, new pixels)."""
     from ..phantom.synthetic import generate
@@ -119,7 +119,7 @@ def ensure_dataset2(profile: str = "demo", root: str | Path | None = None,
                                            ("_test", cfg["test_patients"], cfg["test_positive_fraction"],
                                             cfg["test_seed"])):
         phantom, cache = base / f"phantom{kind}", base / f"cache{kind}"
-        _ensure_phantom(phantom, [cache], dict(patients=patients, slices_per_patient=cfg["slices_per_patient"],
+        ensure_phantom(phantom, [cache], dict(patients=patients, slices_per_patient=cfg["slices_per_patient"],
                                                positive_fraction=fraction, seed=seed,
                                                difficulty=cfg.get("difficulty")), cfg["workers"], progress)
         parts[kind] = (phantom, cache)
