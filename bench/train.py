@@ -5,12 +5,14 @@ cache would give them):
 
 1. images/s of a bare loop (pre-built batches on the device: forward, focal loss,
    backward, SGD step; AMP + channels_last on CUDA as ``fit`` does);
-2. images/s of ``pe_utils.learn.fit`` over the training data path and a ``last.pt``
-   checkpoint per epoch (goal: >= 0.9 x bare). ``--path device`` (default): ``CacheSlices``
+2. images/s of ``pe_utils.learn.fit`` over the training data path, with its checkpoint
+   policy (``last.pt`` at most every 300 s and after the last epoch: once per run at these
+   sizes) (goal: >= 0.9 x bare). ``--path device`` (default): ``CacheSlices``
    (uint8 batches, pinned) + ``DeviceLoader`` (resize and ``AffineAugment`` on the device);
    ``--path cpu``: the former ``CacheDataset`` + ``train_transform`` per image on the CPU;
 3. images/s of the loader alone (the same path, no model; on the device path the CPU
-   slicing alone too), against the bare training images/s (goal: >= 5 x).
+   slicing alone too), against the bare training images/s (goal: >= 5 x). What starting
+   each epoch's loader costs, with and without workers, is ``bench/loader.py``'s.
 
 ``--compile`` (``True`` or a mode such as ``reduce-overhead`` for CUDA graphs) passes
 ``compile=`` to ``fit`` and to the bare loop alike.
@@ -151,7 +153,7 @@ def main(argv=None) -> int:
     n, load_clock = time_loader(loader)
     n_raw, raw_clock = time_loader(raw) if raw is not loader else (n, load_clock)
 
-    # one checkpoint write (model + optimizer), a fixed cost per epoch inside fit
+    # one checkpoint write (model + optimizer): once per run shorter than fit's 300 s window
     with tempfile.TemporaryDirectory() as tmp:
         with Clock(device) as ckpt_clock:
             save_checkpoint(f"{tmp}/last.pt", {"model": model.state_dict(), "optimizer": optimizer.state_dict()})
@@ -177,10 +179,10 @@ def main(argv=None) -> int:
     epoch_s = n_per_epoch / bare_ips
     print(f"  per epoch of {n_per_epoch} images: training {epoch_s:.2f} s, loading "
           f"{n_per_epoch / loader_ips:.2f} s (serial with training when workers=0), "
-          f"checkpoint write {key(ckpt_clock):.2f} s (wall {ckpt_clock.wall:.2f} s)")
+          f"checkpoint write {key(ckpt_clock):.2f} s (wall {ckpt_clock.wall:.2f} s) once per run")
     if args.workers == 0:
         # less noisy than the ratio of two timed runs: fit = training + loading + checkpoint
-        overhead = n_per_epoch / loader_ips + key(ckpt_clock)  # seconds per epoch
+        overhead = n_per_epoch / loader_ips + key(ckpt_clock) / args.epochs  # seconds per epoch
         print(f"  fit/bare expected from these parts: {epoch_s / (epoch_s + overhead):.3f}")
     return 0
 
