@@ -170,7 +170,8 @@ class Checkpoints:
         if self.folder is None:
             return
         # a copy: the live parameters keep training; on CUDA this is one device-to-host copy
-        weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        weights = {k: v.detach().to("cpu", copy=True) if isinstance(v, torch.Tensor) else v
+                   for k, v in model.state_dict().items()}
         self.best = {"model": weights, "epoch": int(best["epoch"]), "config": config, "best": dict(best)}
 
     def due(self, final: bool) -> bool:

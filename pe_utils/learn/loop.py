@@ -155,9 +155,9 @@ def fit(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer
             whether it pays depends on the GPU, the batch and the compile time
             (``bench/train.py --compile`` measures it).
         checkpoint_every: seconds between two writes of ``last.pt`` (a ResNet50's, with its
-            optimizer, is about 200 MB): a killed run redoes at most this much training.
-            ``0``: after every epoch; ``None``: after the final epoch only. The final epoch
-            is always written.
+            optimizer, is about 200 MB): a killed run trains again at most this long plus
+            the epoch it was in. ``0``: after every epoch (what a test of exact resume
+            wants); ``None``: after the final epoch only. The final epoch is always written.
 
     Returns:
         History: one dict per epoch, with ``epoch`` (1-based), ``lr`` (at the epoch's
