@@ -45,9 +45,18 @@ endif
 test-fast: venv
 	$(PY) -m pytest -q -m "not slow"
 
+# every benchmark under bench/ at its defaults (CONTRIBUTING.md); the last two read what
+# `make demo` leaves (data/cache-demo, reports/demo) and say so when it is not there
 bench: venv
 	$(PY) bench/preprocess.py
 	$(PY) bench/train.py
+	$(PY) bench/pretrain.py
+	$(PY) bench/loader.py
+	$(PY) bench/masks.py
+	@if [ -f data/cache-demo/masks.npy ]; then $(PY) bench/localisation.py --cache data/cache-demo; \
+	 else echo "bench/localisation.py: no data/cache-demo/masks.npy; run make demo first"; fi
+	@if [ -d reports/demo ]; then $(PY) bench/batch_overhead.py reports/demo; \
+	 else echo "bench/batch_overhead.py: no reports/demo; run make demo first"; fi
 
 clean:
 	rm -rf reports/demo reports/smoke reports/rehearse runs data/synthetic-* data/cache-* data/dataset2-* data/rehearse

@@ -1,4 +1,4 @@
-"""Command line: ``python -m pe_utils <synth|preprocess|manifest|batch> ...``.
+"""Command line: ``python -m pe_utils <synth|preprocess|manifest|batch|pretrain> ...``.
 
 Each sub-command lives in the module that owns it and exposes ``main(argv) -> int``;
 this file only dispatches, importing the module lazily so ``--help`` stays fast.
