@@ -70,8 +70,9 @@ def _pretrain(out, cfg, images, on_epoch_end=None, resume=True):
     torch.manual_seed(cfg["seed"])
     model, criterion, optimizer = pretrain_setup(cfg)
     loader = pretrain_loader(images, cfg)
+    # a resume checkpoint after every epoch (checkpoint_every=0): the kill below must find one
     return model, run_pretraining(model, criterion, optimizer, loader, cfg, out, "cpu", resume=resume,
-                                  progress=False, on_epoch_end=on_epoch_end)
+                                  progress=False, on_epoch_end=on_epoch_end, checkpoint_every=0)
 
 
 class Kill(Exception):
@@ -157,6 +158,20 @@ def test_cli_under_torchrun_two_cpu_processes(smoke_cache, tmp_path):
     assert ckpt["config"]["world_size"] == 2 and ckpt["epoch"] == 1
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["rank0", "rank1"]
     assert math.isfinite(ckpt["history"][0]["train_loss"]) and ckpt["history"][0]["train_n"] == 32  # rank 0's half of 64
+    # one process with the same settings (notebook 02 in the batch) reuses it instead of training again
+    made = (tmp_path / PRETRAINED).read_bytes()
+    proc = _run([sys.executable, "-m", "pe_utils", "pretrain", "--profile", "smoke", "--cache", str(smoke_cache),
+                 "--out", str(tmp_path), "--epochs", "1", "--quiet"], timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "made by torchrun over 2 processes" in proc.stdout
+    assert (tmp_path / PRETRAINED).read_bytes() == made
+    # other settings: trained again, by this one process
+    proc = _run([sys.executable, "-m", "pe_utils", "pretrain", "--profile", "smoke", "--cache", str(smoke_cache),
+                 "--out", str(tmp_path), "--epochs", "2", "--quiet", "--no-resume"], timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "made by torchrun" not in proc.stdout
+    _, ckpt = load_pretrained(tmp_path)
+    assert ckpt["config"]["world_size"] == 1 and ckpt["epoch"] == 2
 
 
 # ----------------------------------------------------------------------------- fine-tuning

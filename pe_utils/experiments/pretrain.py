@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..data import CacheSlices, DeviceLoader, SimCLRViews, load_cache, make_loader
-from ..learn.checkpoint import LAST  # the file fit resumes from
+from ..learn.checkpoint import LAST, config_diff  # LAST: the file fit resumes from
 from ..learn import (NTXentLoss, build_optimizer, build_simclr, contrastive_step, fit, load_checkpoint,
                      save_checkpoint, to_checkpoint_plain)
 from ..profiles import resolve
@@ -186,6 +186,12 @@ def run_pretraining(model: torch.nn.Module, criterion, optimizer, loader: Device
         if on_epoch_end is not None:
             on_epoch_end(record)
 
+    reused = distributed_result(output_dir, config, snapshots) if world == 1 else None
+    if reused is not None:   # the same pretraining, made by torchrun: not trained again
+        print(f"reusing {output_dir / PRETRAINED}: this pretraining, made by torchrun over "
+              f"{reused['config']['world_size']} processes")
+        model.load_state_dict(reused["model"])
+        return list(reused["history"]), output_dir / PRETRAINED
     if resume and fingerprint:
         check_resume(ckpt_dir, fingerprint, cache.dir)
     history_so_far: list[dict] = []
@@ -204,6 +210,41 @@ def run_pretraining(model: torch.nn.Module, criterion, optimizer, loader: Device
         if world > 1 and rank == 0 and not any(ckpt_dir.parent.iterdir()):
             ckpt_dir.parent.rmdir()  # the other processes' folders are gone too
     return history, path
+
+
+#: settings that may differ between a ``torchrun`` pretraining and the single process reusing it:
+#: how many processes shared the global batch, and how each loaded its images
+DISTRIBUTED_IGNORE = ("world_size", "num_workers", "cache_dir")
+
+
+def distributed_result(output_dir: str | Path, config: dict, snapshots=()) -> dict | None:
+    """A finished ``torchrun`` pretraining in ``output_dir`` made with ``config``, or None.
+
+    ``torchrun -m pe_utils pretrain`` over several GPUs writes the same ``simclr.pt`` as one
+    process would (the global batch is split, the negatives gathered from every process), and
+    records its ``world_size``. A single-process run of the same settings (notebook 02 in the
+    batch) then loads that file instead of training again.
+
+    Args:
+        output_dir: the run's output folder; config: the settings it would record (with the
+            cache's fingerprint); snapshots: the epochs whose snapshots must be there too.
+
+    Returns:
+        The checkpoint dict of ``simclr.pt`` when it was made by more than one process with the
+        same settings (:data:`DISTRIBUTED_IGNORE` aside) and every snapshot exists; else None.
+    """
+    path = Path(output_dir) / PRETRAINED
+    if not path.is_file():
+        return None
+    ckpt = load_checkpoint(path, map_location="cpu")
+    saved = ckpt.get("config") or {}
+    if int(saved.get("world_size", 1)) <= 1:
+        return None
+    if config_diff(saved, to_checkpoint_plain(config), DISTRIBUTED_IGNORE):
+        return None
+    if any(not (Path(output_dir) / snapshot_name(e)).is_file() for e in snapshots):
+        return None
+    return ckpt
 
 
 def pretrained_path(pretrain_dir: str | Path, epoch: int | None = None) -> Path:
