@@ -27,36 +27,19 @@ from ..data import (AffineAugment, CacheSlices, DeviceLoader, TRAIN_FRACTIONS, d
                     make_loader, patient_split, prepare_dataset2, resample, train_fraction_subset)
 from ..data.dataset2 import DATASETS, subset_1609_rows
 from ..learn import FocalLoss, build_scheduler, class_weights
-from ..profiles import resolve
+from ..profiles import load_experiments, resolve
 from .case1 import case1_training
 from .resume import RESUME_IGNORE, cache_fingerprint, check_resume
 
 #: Table 6.3's toggles, as parameters of notebook 04 (and 05)
 TOGGLES = ("dataset", "lr", "batch_size", "optimizer", "augment", "dropout", "sampling", "class_weights",
            "bias")
-#: the thesis's path through the toggles (Table 6.3: exp. 1-11; Table C.1: 12-13). ``dropout`` and
-#: ``bias`` are on/off: on means the profile's dropout rate and Eq. 5.2's pi = 0.01
-_BASE = dict(dataset="dataset2_1609", lr=0.01, batch_size=256, optimizer="sgd", augment=True, dropout=False,
-             sampling="none", class_weights=False, bias=False)
-EXPERIMENTS: dict[int, dict[str, Any]] = {
-    1: {**_BASE, "dataset": "dataset1"},                       # 4.21 % (15,556 img): Dataset1
-    2: dict(_BASE),                                            # 16.09 % (15,555 img)
-    3: {**_BASE, "dropout": True},                             # 2 -> 3: dropout in the head
-    4: {**_BASE, "dropout": True, "augment": False},           # 3 -> 4: no augmentation
-    5: {**_BASE, "dropout": True, "lr": 0.1},                  # 3 -> 5: initial lr 0.1
-    6: {**_BASE, "dropout": True, "batch_size": 64},           # 3 -> 6: batch 64
-    7: {**_BASE, "dropout": True, "batch_size": 64, "class_weights": True, "bias": True},  # 6 -> 7
-    8: {**_BASE, "dropout": True, "batch_size": 64, "class_weights": True, "bias": True,
-        "optimizer": "adam"},                                  # 7 -> 8: Adam
-    9: {**_BASE, "dropout": True, "batch_size": 64, "class_weights": True, "bias": True,
-        "optimizer": "adam", "sampling": "resample"},          # 8 -> 9: over/undersampling
-    10: {**_BASE, "dropout": True, "class_weights": True, "bias": True, "optimizer": "adam",
-         "sampling": "resample"},                              # 9 -> 10: batch 256 again
-    11: {**_BASE, "dropout": True, "class_weights": True, "bias": True, "optimizer": "adam",
-         "sampling": "resample", "dataset": "dataset2"},      # 10 -> 11: Dataset2 (the kept setting)
-}
-EXPERIMENTS[12] = {**EXPERIMENTS[11], "lr": 0.001}             # Table C.1
-EXPERIMENTS[13] = {**EXPERIMENTS[11], "lr": 0.1}               # Table C.1
+#: the thesis's path through the toggles, read from ``pe_utils/settings/table_6_3.toml`` where each
+#: experiment cites its row: Table 6.3's 1-11 (1 Dataset1; 2-10 the 16.09 % subset: 3 dropout,
+#: 4 no augmentation, 5 lr 0.1, 6 batch 64, 7 class weights and bias, 8 Adam, 9 re-sampling,
+#: 10 batch 256; 11 Dataset2, the kept setting) and Table C.1's 12-13 (11 at lr 0.001 and 0.1).
+#: ``dropout`` and ``bias`` are on/off: on means the profile's dropout rate and Eq. 5.2's pi = 0.01
+EXPERIMENTS: dict[int, dict[str, Any]] = load_experiments()
 #: Eq. 5.2's prior
 BIAS_PI = 0.01
 
@@ -251,12 +234,70 @@ def case2_training(model: torch.nn.Module, cfg: dict, data: Case2Data):
     return criterion, optimizer, scheduler, weights
 
 
-def case2_resume(data: Case2Data, cfg: dict, checkpoint_dir: str | Path) -> dict[str, Any]:
-    """``fit``'s resume arguments; refuses checkpoints made from other caches (:func:`pe_utils.check_resume`)."""
+#: validation may cost at most this share of an epoch's training passes (:func:`case2_val_every`)
+VAL_SHARE = 0.25
+#: forward passes a trained image costs (forward and backward), an evaluated one costing 1
+TRAIN_PASSES = 3
+
+
+def case2_val_every(n_train: int, n_val: int, share: float = VAL_SHARE, train_passes: int = TRAIN_PASSES) -> int:
+    """How often a Case2/4 run validates: every ``ceil(n_val / (share * train_passes * n_train))``-th epoch.
+
+    The rule keeps validation's passes, on average over the epochs, within ``share`` of the training
+    passes (a trained image costs ``train_passes`` forward passes, a validated one 1). The validation
+    set never shrinks with the training fraction (6.3.2: "neither the validation set nor the test
+    set has been modified"), so at 5 % of the training set, validating every epoch would cost more
+    passes than training. With the default share (0.25) validation is at most a fifth of a run's
+    passes, which leaves room for the final epoch's validation and the test scoring within a
+    quarter of the run (the estimate of ``python -m pe_utils batch --estimate`` counts them). At the
+    thesis's sizes (3,989 validation images; 16,364 re-sampled training images an epoch at 100 %)
+    it validates every epoch from 100 % down to 33.34 %, every 2nd epoch at 25 and 20 %, every 4th at
+    10 % and every 7th at 5 %; ``fit`` always validates after the last epoch.
+
+    Why this is allowed: the thesis plots Case2's per-epoch learning curves only for the tuning of
+    Table 6.3 on the whole training set (Figs 6.17, 6.18, C.1-C.3), where the rule validates every
+    epoch; Table 6.4's shrinking fractions are reported by their test figures alone (6.3.2), and
+    the last epoch's model is the one evaluated (no early stopping; Appendix A's NB). A notebook
+    that wants every epoch passes ``val_every=1``.
+
+    Args:
+        n_train: images an epoch trains on (after re-sampling: ``len(data.ids["train"])``).
+        n_val: validation images.
+        share: validation passes allowed per training pass, > 0.
+        train_passes: forward passes of one trained image.
+
+    Returns:
+        ``val_every`` for :func:`pe_utils.fit`, >= 1.
+
+    Raises:
+        ValueError: ``share`` or ``train_passes`` not positive, or a negative size.
+    """
+    if not share > 0 or not train_passes > 0:
+        raise ValueError(f"share and train_passes must be positive, got {share} and {train_passes}")
+    if n_train < 0 or n_val < 0:
+        raise ValueError(f"image counts cannot be negative, got n_train={n_train}, n_val={n_val}")
+    if n_train == 0:
+        return 1
+    return max(1, math.ceil(n_val / (share * train_passes * n_train)))
+
+
+def case2_resume(data: Case2Data, cfg: dict, checkpoint_dir: str | Path, val_every: int | None = None
+                 ) -> dict[str, Any]:
+    """``fit``'s keyword arguments of a Case2/4 run: resume from ``checkpoint_dir`` (refusing checkpoints
+    made from other caches: :func:`pe_utils.check_resume`), the run's config, and ``val_every``.
+
+    Args:
+        data, cfg: the run's :func:`case2_data` and :func:`case2_config`.
+        checkpoint_dir: the run's checkpoint folder.
+        val_every: validate every n-th epoch (and after the last); ``None``: :func:`case2_val_every`
+            of the run's training and validation sizes.
+    """
     check_resume(checkpoint_dir, data.fingerprint, data.cache_dir)
     config = {**cfg, "train_fraction": data.train_fraction, "cache_dir": str(data.cache_dir), **data.fingerprint}
+    if val_every is None:
+        val_every = case2_val_every(len(data.ids["train"]), len(data.ids["val"]))
     return {"checkpoint_dir": Path(checkpoint_dir), "resume": True, "config": config,
-            "resume_ignore": RESUME_IGNORE}
+            "resume_ignore": RESUME_IGNORE, "val_every": int(val_every)}
 
 
 def schedule_comparison(cfg: dict, sizes_by_fraction: dict[float, int],
