@@ -29,11 +29,20 @@ def cli(*argv) -> tuple[int, str, str]:
 
 
 def fake_cache(folder: Path, patients: list[str], key: str = "k1") -> Path:
-    """A folder that passes for a finished cache: settings.json and an index of patients."""
+    """A small finished cache of one 4x4 image per patient, pseudonymised with ``key``."""
+    import numpy as np
+
+    from pe_utils.data.cache import INDEX_COLUMNS
+
     folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "images.npy", np.zeros((len(patients), 4, 4), np.uint8))
+    index = pd.DataFrame({c: [f"{c}-{i}" for i in range(len(patients))] for c in INDEX_COLUMNS})
+    for c in ("slice_index", "pe_present_on_image", "z", "instance_number"):
+        index[c] = range(len(patients))
+    index["patient_id"], index["StudyInstanceUID"] = patients, [f"S{p}" for p in patients]
+    index.to_csv(folder / "index.csv", index=False)
+    pd.DataFrame(columns=["path", "reason"]).to_csv(folder / "skipped.csv", index=False)
     (folder / "settings.json").write_text(json.dumps({"pseudonym": {"key_fingerprint": key}}))
-    pd.DataFrame({"patient_id": patients, "StudyInstanceUID": [f"S{p}" for p in patients]}).to_csv(
-        folder / "index.csv", index=False)
     return folder
 
 
@@ -126,6 +135,15 @@ def test_caches_of_different_keys_cannot_be_compared(tmp_path, caches):
                          "smoke", tmp_path)
     with pytest.raises(DataError, match="different keys"):
         check_caches(desc, ["test"])
+
+
+def test_a_damaged_cache_is_named_before_any_run(tmp_path, caches):
+    index = pd.read_csv(caches["d2"] / "index.csv", dtype=str)
+    index.iloc[:1].to_csv(caches["d2"] / "index.csv", index=False)   # truncated: 1 row for 2 images
+    rc, _, stderr = cli("--plan", PLAN, "--profile", "smoke", "--out", tmp_path / "out", "--cache", caches["d1"],
+                        "--dataset2-cache", caches["d2"], "--test-cache", caches["test"], "--prepare-only")
+    assert rc == 2
+    assert f"--dataset2-cache: the cache {caches['d2']} is damaged: index.csv has 1 rows" in stderr
 
 
 def test_a_given_folder_without_a_cache_is_named(tmp_path, caches):

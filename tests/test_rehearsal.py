@@ -64,3 +64,12 @@ def test_the_runs_use_the_thesis_networks_and_state_their_caps(rehearsal):
         assert "Rehearsal run: not a result" in page, name
     index = (out / "index.html").read_text()
     assert "Rehearsal: not results" in index and "cache-dataset2" in index
+
+
+def test_a_finished_run_keeps_its_final_weights_and_no_resume_checkpoint(rehearsal):
+    """At most one resumable checkpoint a run while it trains, none left after it (the notebooks
+    remove ``last.pt`` unless ``keep_checkpoints``); the final weights stay."""
+    out, _, _ = rehearsal
+    assert not list(out.rglob("last.pt")), "resume checkpoints left behind"
+    assert (out / "01_case1_supervised" / "rate-1_4" / "model.pt").is_file()
+    assert (out / "02_case3_pretrain" / "02_case3_pretrain" / "simclr.pt").is_file()

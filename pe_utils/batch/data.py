@@ -375,12 +375,19 @@ def check_caches(desc: DataDescription, roles) -> None:
     Raises:
         DataError: a cache without ``settings.json``; different pseudonym keys; shared patients.
     """
+    from ..data.cache import load_cache
+    from ..data.errors import CacheError
+
     for role in roles:
         cache = desc.caches[role]
         if not (cache / "settings.json").is_file():
             raise DataError(f"{ROLE_FLAGS[role]} {cache}: no finished cache there (no settings.json); make it "
                             "with `python -m pe_utils preprocess --rsna-root DIR --manifest M --out "
                             f"{cache}`, or give --rsna-root to let the batch build it")
+        try:   # columns, one index row per image, settings: checked before any run, not hours in
+            load_cache(cache)
+        except CacheError as exc:
+            raise DataError(f"{ROLE_FLAGS[role]}: {exc}") from exc
     shared = shared_patients(desc.caches)
     if shared:
         detail = "; ".join(f"{len(ids)} with {ROLE_TEXT[r]} ({desc.caches[r]})" for r, ids in shared.items())
