@@ -77,7 +77,7 @@ def test_three_caches_reach_the_runs_that_read_them(tmp_path, caches):
     assert runs["01_case1_supervised/rate-1_3"]["cache_dir"] == d1
     assert runs["02_case3_pretrain/02_case3_pretrain"]["cache_dir"] == d1
     assert runs["03_case3_finetune/rate-1_3"]["cache_dir"] == d1
-    assert runs["02_case4_pretrain/02_case4_pretrain"]["cache_dir"] == d2
+    assert runs["02_case4_pretrain/seed0"]["cache_dir"] == d2
     case4 = runs["05_case4_contrastive/fraction-100-seed0"]
     assert (case4["cache_dir"], case4["test_cache_dir"]) == (d2, t)
     # Table 6.3's experiment 1 trains on Dataset1, the others on Dataset2; all test on the test set

@@ -73,13 +73,13 @@ def test_the_course_plan_runs_cases_2_and_4_per_profile(tmp_path):
         f"{nb}/fraction-{f}-seed{s}" for nb in ("04_case2_supervised", "05_case4_contrastive")
         for f in (100, 25) for s in (0,)]
     smoke = names("smoke")
-    assert {"02_case4_pretrain/02_case4_pretrain", "04_case2_ablation/experiment-1-seed0",
+    assert {"02_case4_pretrain/seed0", "04_case2_ablation/experiment-1-seed0",
             "05_case4_contrastive/fraction-25-seed0"} <= set(smoke)
     # Case4 reads the Dataset2 encoder of its own pretraining run; neither gets the Dataset1 cache
     phantom = DataDescription("phantom", "smoke", {"dataset1": tmp_path / "cache-smoke"})
     run = next(r for r in _runs(plan, tmp_path, "smoke", data=phantom)
                if r.name == "05_case4_contrastive/fraction-25-seed0")
-    assert run.parameters["pretrain_dir"].endswith("02_case4_pretrain/02_case4_pretrain")
+    assert run.parameters["pretrain_dir"].endswith("02_case4_pretrain/seed0")
     assert "cache_dir" not in run.parameters
     pre = next(r for r in _runs(plan, tmp_path, "smoke", data=phantom)
                if r.name.startswith("02_case4_pretrain/"))

@@ -41,6 +41,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="output folder: simclr.pt, snapshots, checkpoints/, metrics.json")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: the profile's)")
     p.add_argument("--batch-size", type=int, default=None, help="global batch (default: the profile's)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="initialisation, order and views (default: the profile's; the batch's Case4 runs one per seed)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if checkpoints exist")
     p.add_argument("--keep-checkpoints", action="store_true",
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
-        cfg = pretrain_config(args.profile, epochs=args.epochs, batch_size=args.batch_size)
+        cfg = pretrain_config(args.profile, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
         # one process prepares the data (a phantom may have to be made), the others wait for it
         if rank == 0:
             cache_dir = prepare_cache(args.profile, args.cache, progress=not args.quiet)
