@@ -217,3 +217,21 @@ def test_under_torch_distributed_every_process_writes_after_the_same_epochs(tmp_
         assert p.exitcode == 0
     assert results[0] == results[1] == [True, False, True]
 
+
+
+def test_best_pt_considers_validated_epochs_only(tmp_path, clock):
+    # epoch 3 scores best but is not validated (val_every=2): the best is epoch 4 of 2, 4, 6
+    scores = [0.1, 0.5, 0.99, 0.7, 0.9, 0.2]
+    epoch = []
+
+    def figures(outputs, threshold):
+        if len(outputs) == 4:          # training: 16 items in batches of 4; validation: 2 batches
+            epoch.append(1)
+        return {"score": scores[len(epoch) - 1]}
+
+    _, history, states = tiny_fit(tmp_path, clock=clock, checkpoint_every=None, best_metric="val_score",
+                                  figures=figures, val_every=2)
+    assert [r["epoch"] for r in history if "val_score" in r] == [2, 4, 6]
+    best = load_checkpoint(tmp_path / BEST)
+    assert best["best"] == {"metric": "val_score", "value": 0.7, "epoch": 4}
+    assert all(torch.equal(v, states[3][k]) for k, v in best["model"].items())   # epoch 4's weights

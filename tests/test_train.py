@@ -577,3 +577,39 @@ def test_fit_compile_option_runs_and_checkpoints_plain_weights(tmp_path):
     assert not any(k.startswith("_orig_mod") for k in load_checkpoint(tmp_path / "last.pt")["model"])
     with pytest.raises(ValueError, match="compile"):
         device_fit(None, epochs=1, compile=3)
+
+
+# --------------------------------------------------------------------------- validation cadence
+def test_val_every_validates_every_nth_epoch_and_the_last(tmp_path):
+    model, history, _ = toy_fit(tmp_path / "straight", epochs=7, val_every=3)
+    validated = [r["epoch"] for r in history if any(k.startswith("val_") for k in r)]
+    assert [r["epoch"] for r in history] == list(range(1, 8)) and validated == [3, 6, 7]
+    for r in history:
+        assert ({"val_loss", "val_n", "val_seconds"} <= set(r)) == (r["epoch"] in (3, 6, 7))
+    # best.pt comes from a validated epoch only
+    best = load_checkpoint(tmp_path / "straight" / "best.pt")["best"]
+    assert best["epoch"] in (3, 6, 7)
+    assert best["value"] == min(r["val_loss"] for r in history if "val_loss" in r)
+
+
+def test_resume_across_an_epoch_without_validation_is_exact(tmp_path):
+    model, history, _ = toy_fit(tmp_path / "straight", epochs=7, val_every=3)
+
+    def crash_after_four(record):      # epoch 4 is not validated; last.pt holds it
+        if record["epoch"] == 4:
+            raise Crash
+
+    with pytest.raises(Crash):
+        toy_fit(tmp_path / "resumed", epochs=7, val_every=3, on_epoch_end=crash_after_four)
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["epoch"] == 4
+    resumed, resumed_history, _ = toy_fit(tmp_path / "resumed", epochs=7, val_every=3, seed=99, resume=True)
+    assert_same_weights(model, resumed)
+    assert same_history(history, resumed_history)
+    assert load_checkpoint(tmp_path / "resumed" / "best.pt")["best"] == \
+        load_checkpoint(tmp_path / "straight" / "best.pt")["best"]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_val_every_must_be_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="val_every"):
+        toy_fit(None, epochs=1, val_every=bad)

@@ -1,9 +1,11 @@
 """``fit``: epochs of training and validation, checkpoints, exact resume, the best epoch.
 
 - No early stopping (THESIS 4.1.2): ``fit`` leaves the model of the last epoch in ``model``.
+- Validation after every ``val_every``-th epoch and always after the last one (default: every
+  epoch); an epoch without validation has no ``val_*`` key in its history record.
 - Checkpoints (:mod:`pe_utils.learn.checkpoint`): one resumable ``checkpoint_dir/last.pt``,
   rewritten (atomically) at most every ``checkpoint_every`` seconds (default 300) and after
-  the final epoch; ``checkpoint_dir/best.pt`` holds the best validation epoch's weights only.
+  the final epoch; ``checkpoint_dir/best.pt`` holds the best validated epoch's weights only.
 - Exact resume: ``fit(..., resume=True)`` continues after the epoch ``last.pt`` holds and, on
   CPU, ends with the same weights and history (except the ``*_seconds`` timings) as an
   uninterrupted run.
@@ -108,7 +110,7 @@ def fit(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer
         best_metric: str | None = None, threshold: float = 0.5,
         resume_ignore: Iterable[str] = ("epochs",), step: Step = supervised_step,
         figures: Figures | None = None, compile: bool | str | dict = False,
-        checkpoint_every: float | None = 300.0) -> list[dict[str, Any]]:
+        checkpoint_every: float | None = 300.0, val_every: int = 1) -> list[dict[str, Any]]:
     """Train for ``epochs`` epochs; the model of the last epoch stays in ``model``.
 
     Args:
@@ -158,22 +160,29 @@ def fit(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer
             optimizer, is about 200 MB): a killed run trains again at most this long plus
             the epoch it was in. ``0``: after every epoch (what a test of exact resume
             wants); ``None``: after the final epoch only. The final epoch is always written.
+        val_every: validate after every ``val_every``-th epoch (epochs ``val_every``,
+            ``2 val_every``, ...) and always after the final one; the other epochs have no
+            ``val_*`` figures and cannot be the best. ``1`` (default): every epoch. A larger
+            value saves passes over a validation set that is large beside the training set
+            (Case2 at small training fractions: :func:`pe_utils.case2_val_every`).
 
     Returns:
         History: one dict per epoch, with ``epoch`` (1-based), ``lr`` (at the epoch's
-        start), ``train_<k>`` and ``val_<k>`` for k in loss, n and every key of
-        ``figures`` (with ``epoch_figures``: accuracy, precision, recall, f1,
+        start), ``train_<k>`` and (validated epochs only) ``val_<k>`` for k in loss, n and
+        every key of ``figures`` (with ``epoch_figures``: accuracy, precision, recall, f1,
         f1_batch_mean, f1_batch_bound, auc, tn, fp, fn, tp); ``train_lr_end``,
-        ``train_skipped``, ``train_seconds``, ``val_seconds`` (the only entries that
-        differ between two identical runs).
+        ``train_skipped``, ``train_seconds``, ``val_seconds`` (validated epochs only; the
+        ``*_seconds`` are the only entries that differ between two identical runs).
 
     Raises:
-        ValueError: epochs < 0, resume without checkpoint_dir, checkpoint_every < 0, a
+        ValueError: epochs < 0, val_every < 1, resume without checkpoint_dir, checkpoint_every < 0, a
             best_metric not named ``val_*`` (at once) or not given by the figures (at the
             first epoch).
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
+    if isinstance(val_every, bool) or not isinstance(val_every, (int, np.integer)) or val_every < 1:
+        raise ValueError(f"val_every must be an integer >= 1 (validate every n-th epoch), got {val_every!r}")
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs a checkpoint_dir")
     if best_metric is not None and not best_metric.startswith("val_"):
@@ -226,8 +235,9 @@ def fit(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer
                                  scaler=scaler, amp=amp, threshold=threshold, bar=bar, step=step,
                                  figures=figures)
             t1 = time.perf_counter()
+            validate = val_loader is not None and ((epoch + 1) % val_every == 0 or epoch + 1 == epochs)
             va = evaluate(runner, criterion, val_loader, device, amp=amp, threshold=threshold, step=step,
-                          figures=figures) if val_loader is not None else {}
+                          figures=figures) if validate else {}
             t2 = time.perf_counter()
             if scheduler is not None and scheduler_interval(scheduler) == "epoch":
                 step_scheduler(scheduler)
@@ -235,9 +245,11 @@ def fit(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer
             record.update({f"train_{k}": v for k, v in tr.items()})
             # evaluate also returns the step's outputs (arrays): the history keeps figures only
             record.update({f"val_{k}": v for k, v in va.items() if not isinstance(v, np.ndarray)})
-            record["train_seconds"], record["val_seconds"] = t1 - t0, t2 - t1
+            record["train_seconds"] = t1 - t0
+            if validate:
+                record["val_seconds"] = t2 - t1
             record = to_checkpoint_plain(record)
-            if val_loader is not None:
+            if validate:
                 metric = _choose_metric(best["metric"], record)
                 if _better(metric, record[metric], best["value"]):
                     best = {"metric": metric, "value": record[metric], "epoch": epoch + 1}
