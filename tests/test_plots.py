@@ -157,6 +157,19 @@ def test_learning_curves():
     assert len(partial.data) == 1
 
 
+def test_learning_curves_join_the_validated_epochs_only():
+    # fit(val_every=3) over 7 epochs: val_* figures at epochs 3, 6 and 7 only
+    history = [{k: v for k, v in r.items() if r["epoch"] in (3, 6, 7) or not k.startswith("val_")}
+               for r in _history(7)]
+    history[1]["train_accuracy"] = None            # a figure missing as None is skipped too
+    fig = report.learning_curves(history)
+    val_loss = next(t for t in fig.data if t.name == "val" and t.yaxis == "y")
+    assert list(val_loss.x) == [3, 6, 7] and list(val_loss.y) == [history[i]["val_loss"] for i in (2, 5, 6)]
+    train_acc = next(t for t in fig.data if t.name == "train" and t.yaxis == "y2")
+    assert list(train_acc.x) == [1, 3, 4, 5, 6, 7]
+    assert not any(np.isnan(np.asarray(t.y, dtype=float)).any() for t in fig.data)
+
+
 def test_positives_per_batch_figure():
     fig = report.positives_per_batch_figure([0, 2, 1, 0, 2, 2])
     assert list(fig.data[0].x) == [0, 1, 2] and list(fig.data[0].y) == [2, 1, 3]

@@ -27,7 +27,9 @@ def learning_curves(history: Sequence[Mapping], f1_bound: float | None = None,
     Args:
         history: one dict per epoch (``fit``'s output) with any of ``train_loss, val_loss,
             train_accuracy, val_accuracy, train_f1, val_f1, train_f1_batch_mean,
-            val_f1_batch_mean, lr``; missing keys are skipped.
+            val_f1_batch_mean, lr``; missing keys are skipped, and so are the epochs
+            without a value (``fit`` with ``val_every`` > 1 validates some epochs only: the
+            validation curve joins the validated epochs).
         f1_bound: the per-batch F1 bound of Appendix B, drawn dashed on the F1 panel.
     """
     df = pd.DataFrame(list(history))
@@ -42,11 +44,13 @@ def learning_curves(history: Sequence[Mapping], f1_bound: float | None = None,
     }
     for (r, c), keys in panels.items():
         for key, name in keys:
-            if key not in df:
+            values = pd.to_numeric(df[key], errors="coerce") if key in df else None
+            if values is None or values.isna().all():
                 continue
+            known = values.notna()   # None/NaN: an epoch without the figure, not a point at 0
             split = "val" if key.startswith("val") else "train"
             dash = "dot" if key.endswith("batch_mean") else "solid"
-            fig.add_trace(go.Scatter(x=epochs, y=df[key], name=name, mode="lines+markers",
+            fig.add_trace(go.Scatter(x=epochs[known], y=values[known], name=name, mode="lines+markers",
                                      line=dict(color=COLORS[split], dash=dash),
                                      legendgroup=name, showlegend=(r, c) != (2, 2)), row=r, col=c)
     if f1_bound is not None:
