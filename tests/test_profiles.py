@@ -179,7 +179,7 @@ def test_none_is_named_in_the_none_list_and_arrays_come_back_as_tuples(tmp_path)
     assert demo["case1"]["bias_prior"] is None and demo["pretrain"]["hidden"] is None
     assert type(demo["case1"]["crop"]) is tuple and demo["pretrain"]["snapshot_epochs"] == ()
     assert PROFILES["thesis"]["pretrain"]["snapshot_epochs"] == (75,) and PROFILES["smoke"]["data2"]["test_caps"] == (20, 4)
-    assert demo["case2"]["epochs_by_fraction"] == {25: 16}                  # an int key, as case2_config reads it
+    assert [(type(k), k) for k in demo["case2"]["epochs_by_fraction"]] == [(int, 25)]   # an int key, as today
     assert demo["case1"]["epochs_by_rate"]["1/3"] == 12
     assert type(PROFILES["smoke"]["data"]["dataset1"]["tolerance"]) is dict
     # a child sets None over its parent's value through its own `none` list; an integer fills a float
