@@ -79,3 +79,26 @@ def killed_preprocess():
         assert progress.exists(), "the run was killed before it wrote a chunk"
 
     return kill
+
+
+def tiny_cache(folder, patients=("P1", "P2"), key: str = "k1"):
+    """A small finished cache: one 4x4 image per patient, pseudonymised with ``key`` (what the
+    batch opens and checks before any run; the toy notebooks only pass the folder on)."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from pe_utils.data.cache import INDEX_COLUMNS
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "images.npy", np.zeros((len(patients), 4, 4), np.uint8))
+    index = pd.DataFrame({c: [f"{c}-{i}" for i in range(len(patients))] for c in INDEX_COLUMNS})
+    for c in ("slice_index", "pe_present_on_image", "z", "instance_number"):
+        index[c] = range(len(patients))
+    index["patient_id"], index["StudyInstanceUID"] = list(patients), [f"S{p}" for p in patients]
+    index.to_csv(folder / "index.csv", index=False)
+    pd.DataFrame(columns=["path", "reason"]).to_csv(folder / "skipped.csv", index=False)
+    (folder / "settings.json").write_text(json.dumps({"pseudonym": {"key_fingerprint": key}}))
+    return folder

@@ -20,6 +20,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from conftest import tiny_cache
+
 from pe_utils.batch import cli as batch
 from pe_utils.batch import plan as plan_module
 from pe_utils.batch.data import DataDescription
@@ -54,8 +56,7 @@ def markers(out: Path) -> dict[str, dict]:
 def story(tmp_path_factory):
     root = tmp_path_factory.mktemp("batch")
     cache = root / "cache"   # the runner only passes it on; the test notebooks record it
-    cache.mkdir()
-    (cache / "settings.json").write_text("{}")
+    tiny_cache(cache)
     out = root / "reports"
     base = ["--plan", PLAN, "--out", out, "--cache", cache, "--profile", "smoke"]
     steps = {}

@@ -17,6 +17,8 @@ import pytest
 from pe_utils.batch import cli as batch
 from pe_utils.batch.data import DataError, check_caches, describe_data, shared_patients
 
+from conftest import tiny_cache
+
 REPO = Path(__file__).resolve().parents[1]
 PLAN = REPO / "notebooks" / "plan.json"
 
@@ -29,21 +31,7 @@ def cli(*argv) -> tuple[int, str, str]:
 
 
 def fake_cache(folder: Path, patients: list[str], key: str = "k1") -> Path:
-    """A small finished cache of one 4x4 image per patient, pseudonymised with ``key``."""
-    import numpy as np
-
-    from pe_utils.data.cache import INDEX_COLUMNS
-
-    folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / "images.npy", np.zeros((len(patients), 4, 4), np.uint8))
-    index = pd.DataFrame({c: [f"{c}-{i}" for i in range(len(patients))] for c in INDEX_COLUMNS})
-    for c in ("slice_index", "pe_present_on_image", "z", "instance_number"):
-        index[c] = range(len(patients))
-    index["patient_id"], index["StudyInstanceUID"] = patients, [f"S{p}" for p in patients]
-    index.to_csv(folder / "index.csv", index=False)
-    pd.DataFrame(columns=["path", "reason"]).to_csv(folder / "skipped.csv", index=False)
-    (folder / "settings.json").write_text(json.dumps({"pseudonym": {"key_fingerprint": key}}))
-    return folder
+    return tiny_cache(folder, patients, key)
 
 
 @pytest.fixture

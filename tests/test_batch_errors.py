@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import tiny_cache
+
 from pe_utils.batch import cli as batch
 from pe_utils.batch.params import check_parameters
 from pe_utils.batch.plan import PlanError
@@ -62,8 +64,7 @@ def reports(tmp_path, monkeypatch):
     monkeypatch.setattr(batch, "Executor", FakeExecutor)
     FakeExecutor.ran, FakeExecutor.held = [], {}
     cache = tmp_path / "cache"
-    cache.mkdir()
-    (cache / "settings.json").write_text("{}")
+    tiny_cache(cache)
     out = tmp_path / "reports"
     return out, ["--plan", PLAN, "--out", out, "--cache", cache, "--profile", "smoke", "--cases", "quick,grid"]
 

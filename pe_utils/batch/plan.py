@@ -39,7 +39,8 @@ _ENTRY_KEYS = {"name", "path", "case", "grid", "depends_on", "inputs", "paramete
 #: entry's), fixed parameters (added), or ``skip`` (the profile's batch leaves the entry out
 #: unless ``--cases`` names it)
 _PROFILE_KEYS = {"grid", "parameters", "skip"}
-#: profiles that run another profile's plan: the rehearsal runs the thesis's grids
+#: profiles that run another profile's plan: the rehearsal runs the thesis's grids (its own
+#: entry, where an entry has one, adds to them: the rehearsal's 75-epoch encoder is epoch 1)
 PLAN_PROFILE = {"rehearse": "thesis"}
 
 
@@ -72,7 +73,10 @@ class Entry:
     def for_profile(self, profile: str) -> "Entry":
         """The entry as ``profile`` runs it: the profile's grid values replace the entry's for
         the variables it names (other variables keep theirs), its parameters are added."""
-        over = self.profiles.get(PLAN_PROFILE.get(profile, profile), {})
+        over = dict(self.profiles.get(PLAN_PROFILE.get(profile, profile), {}))
+        if profile in PLAN_PROFILE:   # the profile's own entry refines the plan it runs
+            own = self.profiles.get(profile, {})
+            over.update({k: {**over.get(k, {}), **own[k]} if isinstance(own[k], dict) else own[k] for k in own})
         return replace(self, grid={**self.grid, **over.get("grid", {})},
                        parameters={**self.parameters, **over.get("parameters", {})},
                        skip=bool(over.get("skip", False)), declared=set(self.declared))

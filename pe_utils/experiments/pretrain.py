@@ -13,7 +13,12 @@ weights_only=True)``), with ``simclr_epoch<NNN>.pt`` beside it for every epoch o
 learning rate is constant and each epoch's order and views depend only on ``(seed, epoch)``,
 so the first 75 epochs of both runs are the same computation). The resume checkpoint of
 ``fit`` (``last.pt``, rewritten every ``checkpoint_every`` seconds and after the last epoch)
-is in ``<output_dir>/checkpoints`` (one folder per process under DDP).
+is in ``<output_dir>/checkpoints`` (one folder per process under DDP). A single process whose
+settings match a finished ``torchrun`` pretraining in its folder loads it instead of training
+again (:func:`distributed_result`).
+
+The module is longer than 300 lines because it holds one idea whole: a pretraining run, from its
+settings to the file it leaves and the ways back to that file.
 """
 from __future__ import annotations
 
