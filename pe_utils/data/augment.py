@@ -1,8 +1,8 @@
 """Batched augmentation on the training device, with per-sample parameters.
 
 The CPU path (:class:`pe_utils.data.CacheDataset` + :mod:`pe_utils.data.transforms`) augments
-one image at a time in DataLoader workers; on a GPU that is the ceiling (issue 9: the
-loader gave 0.7x what a ResNet-50 consumed at 128 px). Here the loader only slices
+one image at a time in DataLoader workers; on a GPU that is the ceiling (that loader gave
+0.7x what a ResNet-50 consumed at 128 px). Here the loader only slices
 ``uint8`` rows (:class:`pe_utils.data.slices.CacheSlices`), and :class:`DeviceLoader` moves
 each batch to the device, converts and resizes it there and augments the whole batch:
 
