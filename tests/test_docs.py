@@ -20,10 +20,6 @@ REQUIRED = ("docs/rsna-gpu.md", "docs/settings-history.md")
 PROCESS_WORDS = [re.compile(p, re.IGNORECASE) for p in (
     r"\bissue \d+", r"\bissue\s*#?\d+", r"\bsession\b", r"this commit", r"\blent\b", r"\.\./shared")]
 
-#: sources that still use such words (listed to be reworded by their owners); every other
-#: file of the package is checked
-
-
 def _process_word_files() -> list[Path]:
     files = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", ROOT / "CHANGELOG.md", ROOT / "Makefile",
              ROOT / "data_manifest" / "README.md", *DOCS]
