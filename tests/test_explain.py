@@ -37,22 +37,66 @@ def test_find_runs_picks_the_smallest_seed_then_the_newest_and_names_what_is_mis
     (tmp_path / c1 / "d" / "metrics.json").write_text(json.dumps({"notebook": c1, "sampling_rate": "1/4", "seed": 0}))
     _run(tmp_path / "other" / "e", tiny, notebook=c1, sampling_rate="1/4", seed=0, profile="demo")  # another profile
     runs, missing = find_runs(tmp_path, "smoke")
-    assert [(r["case"], r["value"], r["run_dir"]) for r in runs] == [("case1", "9/10", new)]
+    assert [(r["figure"], r["case"], r["value"], r["run_dir"]) for r in runs] == [("ours", "case1", "9/10", new)]
     assert any("Case1 (supervised), 1/4" in m and "--cases 01 --rates 1/4" in m for m in missing)
+    assert any(m.startswith("Case2 (supervised, experiment 11), 100 %") and m.endswith("--cases 04`") for m in missing)
     assert any("Case4 (contrastive), 10 %" in m and m.endswith("--cases 05`") for m in missing)
-    assert len(missing) == 7
+    # ours: 3 points; Fig 6.20: 1; Figs 6.21-6.22: 4 (nothing ran, so nothing stands in: no substitution sentence)
+    assert len(missing) == 8 and not any("shown instead" in m for m in missing)
 
 
-def test_find_runs_compares_case2_and_case4_at_the_profiles_extremes_when_90_and_10_did_not_run(tmp_path, tiny):
+def _fractions(folder, model, ran: dict, **extra):
+    """Fake finished runs of notebooks 04/05: ``ran`` = {case: fractions}, folders named as the batch's run ids."""
+    for case, fractions in ran.items():
+        for f in fractions:
+            _run(folder / case / f"fraction-{f:g}-seed0", model, case=case, train_fraction=float(f), seed=0,
+                 experiment=None, **extra)
+
+
+def test_find_runs_takes_the_thesis_fractions_when_they_ran(tmp_path, tiny):
     from pe_utils.experiments.explain_runs import find_runs
 
-    for case, fractions in (("case2", (100, 50, 25)), ("case4", (100, 25))):
-        for f in fractions:
-            _run(tmp_path / case / str(f), tiny, case=case, train_fraction=f, seed=0)
+    _fractions(tmp_path, tiny, {"case2": (100, 90, 25, 10), "case4": (100, 90, 25, 10)})
+    # the ablation's runs of notebook 04: another experiment never stands for the profile's; experiment 11 at
+    # 100 % is the same setting but the Table 6.4 grid's run comes first, even when older
+    _run(tmp_path / "ablation" / "experiment-3-seed0", tiny, case="case2", train_fraction=90.0, seed=0, experiment=3)
+    _run(tmp_path / "ablation" / "experiment-11-seed0", tiny, case="case2", train_fraction=100.0, seed=0, experiment=11)
     runs, missing = find_runs(tmp_path, "smoke")
-    assert sorted((r["case"], r["value"]) for r in runs) == [("case2", 25.0), ("case2", 100.0),
-                                                              ("case4", 25.0), ("case4", 100.0)]
-    assert any("compared at 100 % and 25 %" in m for m in missing)
+    thesis = [(r["figure"], r["case"], r["value"], r["run_dir"].name) for r in runs if r["figure"] != "ours"]
+    assert thesis == [("6.20", "case2", 100.0, "fraction-100-seed0"),
+                      ("6.21-6.22", "case2", 90.0, "fraction-90-seed0"), ("6.21-6.22", "case4", 90.0, "fraction-90-seed0"),
+                      ("6.21-6.22", "case2", 10.0, "fraction-10-seed0"), ("6.21-6.22", "case4", 10.0, "fraction-10-seed0")]
+    assert all(r["substitution"] is None and "thesis" not in r["label"] for r in runs)
+    assert not any("shown instead" in m for m in missing) and all(m.startswith(("Case1", "Case3")) for m in missing)
+
+
+@pytest.mark.parametrize("ran, shown, sentence", [
+    # the demo and smoke plans: 100 % and 25 % stand for 90 % and 10 %
+    ({"case2": (100, 25), "case4": (100, 25)}, (100.0, 25.0), "this batch ran 100 % and 25 %: shown instead"),
+    # fractions only Case2 ran do not count: both methods at each column
+    ({"case2": (100, 80, 50, 25), "case4": (100, 50, 25)}, (100.0, 25.0), "this batch ran 100 % and 25 %: shown instead"),
+    # one thesis fraction ran, the other is replaced by its nearest
+    ({"case2": (90, 20, 5), "case4": (90, 20, 5)}, (90.0, 5.0), "this batch ran 90 % and 5 %: shown instead"),
+    # both nearest to the same fraction: shown once
+    ({"case2": (100,), "case4": (100,)}, (100.0,), "this batch ran 100 % only: shown instead"),
+])
+def test_find_runs_shows_the_nearest_fractions_and_says_so(tmp_path, tiny, ran, shown, sentence):
+    from pe_utils.experiments.explain_runs import find_runs
+
+    _fractions(tmp_path, tiny, ran)
+    runs, missing = find_runs(tmp_path, "smoke")
+    figure = [r for r in runs if r["figure"] == "6.21-6.22"]
+    assert [r["value"] for r in figure] == [v for v in shown for _ in ("case2", "case4")]
+    assert [r["case"] for r in figure] == ["case2", "case4"] * len(shown)
+    said = f"Figs 6.21-6.22: the thesis compared 90 % and 10 %; {sentence}"
+    assert said in missing and all(r["substitution"] == said for r in figure)
+    for r in figure:  # each column says which thesis fraction it stands for
+        assert ("for the thesis's" in r["label"]) == (r["value"] not in (90.0, 10.0)), r["label"]
+    assert figure[0]["label"].startswith(f"Case2 (supervised), {shown[0]:g} % of the training set")
+    # Fig 6.20 (Case2 alone) likewise: 100 %, or the nearest Case2 ran
+    assert [r["value"] for r in runs if r["figure"] == "6.20"] == [100.0 if 100 in ran["case2"] else 90.0]
+    said = "Fig 6.20: the thesis showed 100 %; this batch ran 90 %: shown instead"
+    assert (said in missing) == (100 not in ran["case2"])
 
 
 def test_load_run_model_rebuilds_case1_and_a_case3_that_kept_the_head_layer(tmp_path, tiny):
@@ -91,6 +135,51 @@ def test_show_slices_two_of_each_class_or_what_there_is():
     assert labels[picked].tolist() == [1, 1, 0, 0] and len(set(picked.tolist())) == 4
     few = np.array([0, 0, 1])
     assert few[show_slices(few)].tolist() == [1, 0, 0]
+
+
+def test_show_slices_from_four_patients_when_the_test_set_has_them():
+    from pe_utils.experiments.explain import show_slices
+
+    labels = np.array([0, 1, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0])
+    groups = np.array(list("aaaabbbccdde"))
+    picked = show_slices(labels, groups=groups)
+    assert labels[picked].tolist() == [1, 1, 0, 0]
+    assert len(set(groups[picked])) == 4  # without groups: two of the four from patient a
+    assert picked[0] == 2  # the middle of patient a's slices with an embolus
+    assert len(set(groups[show_slices(labels)])) == 3
+    one = np.array(list("aaaaaaaaaaaa"))  # one patient: the slices spread along it, as without groups
+    assert show_slices(labels, groups=one).tolist() == show_slices(labels).tolist()
+
+
+def test_thesis_figures_draw_case2_and_case4_on_the_same_four_slices(tmp_path, smoke_cache):
+    from pe_utils.experiments.explain_runs import find_runs, gradcam_comparison
+    from pe_utils.learn import build_classifier
+    from pe_utils.report.figures_explain import gradcam_grid
+
+    torch.manual_seed(0)
+    tiny = build_classifier("resnet10", in_channels=1).eval()
+    _fractions(tmp_path, tiny, {"case2": (100, 25), "case4": (100, 25)}, arch="resnet10", image_size=32)
+    runs, missing = find_runs(tmp_path, "smoke")
+    common = dict(profile="smoke", test_cache_dir=smoke_cache, cam_layer="layer2")
+    fig20, scored, note = gradcam_comparison(runs, "6.20", **common)
+    assert note is None and fig20["title"].startswith("Fig 6.20")
+    assert fig20["col_titles"] == ["Case2 (supervised, experiment 11), 100 % of the training set"]
+    assert fig20["row_titles"] == ["slice 1: embolus", "slice 2: embolus", "slice 3: no embolus", "slice 4: no embolus"]
+    assert [s["train_fraction"] for s in scored] == [100.0] and scored[0]["n"] > 0
+    panels, scores, note = gradcam_comparison(runs, "6.21-6.22", **common, scored=scored)
+    assert note == "Figs 6.21-6.22: the thesis compared 90 % and 10 %; this batch ran 100 % and 25 %: shown instead"
+    assert panels["col_titles"] == [f"Case{c} ({m}), {f} % of the training set (for the thesis's {t} %)"
+                                    for f, t in ((100, 90), (25, 10)) for c, m in ((2, "supervised"), (4, "contrastive"))]
+    assert len(panels["maps"]) == 4 and panels["row_titles"] == fig20["row_titles"]
+    for images, maps, masks in zip(panels["images"], panels["maps"], panels["masks"]):
+        assert maps.shape == images.shape == masks.shape == (4, 32, 32)
+        assert maps.dtype == np.float32 and 0 <= maps.min() and maps.max() <= 1
+        assert np.array_equal(images, fig20["images"][0])  # the same four slices as Fig 6.20, for every model
+        assert masks[:2].any(axis=(1, 2)).all() and not masks[2:].any()  # the clots of the two positive slices
+    # Case2 at 100 % was scored under Fig 6.20: scored once
+    assert sorted((s["case"], s["train_fraction"]) for s in scores) == [("case2", 25.0), ("case4", 25.0), ("case4", 100.0)]
+    grid = gradcam_grid(**panels)
+    assert "Figs 6.21-6.22" in grid.layout.title.text and [t.type for t in grid.data].count("heatmap") == 16
 
 
 def test_probe_slices_one_seen_three_new_phantom_patients(smoke_cache):

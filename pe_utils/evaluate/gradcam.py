@@ -1,4 +1,4 @@
-"""Grad-CAM of a slice classifier (THESIS 6.3.2, Figs 6.20-6.22), with hooks that never leak.
+"""Grad-CAM of a slice classifier (THESIS 6.3.1-6.3.2, Figs 6.20-6.22), with hooks that never leak.
 
 ``with grad_cam(model) as cam: maps = cam(images)`` gives one map per image, (N, H, W)
 float32 in [0, 1] at the images' resolution, computed by pytorch-grad-cam's ``GradCAM``
@@ -22,6 +22,10 @@ mode, its parameters' ``requires_grad`` and ``.grad`` are as before on exit.
 
 Resolution: ``layer4`` has stride 32, so a 128 px slice gives a 4 x 4 map (64 px: 2 x 2),
 upsampled bilinearly (OpenCV) to the input size: coarse by construction, as in the thesis.
+
+The thesis drew it for Cases 2 and 4 only (Fig 6.20: Case2's experiment 11; Figs 6.21-6.22:
+Case2 against Case4 at 90 % and 10 % of the training set); notebook 06 reproduces those and adds
+Case1 against Case3 (:mod:`pe_utils.experiments.explain_runs`).
 """
 from __future__ import annotations
 

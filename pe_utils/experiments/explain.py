@@ -217,12 +217,32 @@ def probe_study(checkpoints: list[dict], data, seed: int = 0, device="cpu") -> p
     return pd.DataFrame(out)
 
 
-def show_slices(labels: np.ndarray, n: int = 2) -> np.ndarray:
-    """Positions (in a test set) of ``n`` slices with an embolus and ``n`` without, spread evenly."""
-    out = []
+def show_slices(labels: np.ndarray, n: int = 2, groups: np.ndarray | None = None) -> np.ndarray:
+    """Positions (in a test set) of ``n`` slices with an embolus and ``n`` without, spread evenly.
+
+    Args:
+        labels: ``(N,)`` 0/1 per slice of the test set.
+        n: slices of each class (2, as Figs 6.20-6.22).
+        groups: ``(N,)`` the patient of each slice, or None. Given, the slices come from ``2 n``
+            different patients where the test set has them (Fig 6.20: "scans from 4 different
+            patients"), each the middle one of its patient's slices of that class; else from
+            the fewer patients there are.
+
+    Returns:
+        ``(<= 2 n,)`` int positions: those with an embolus first.
+    """
+    out, used = [], set()
     for value in (1, 0):
         where = np.flatnonzero(labels == value)
-        out += [int(where[i]) for i in np.linspace(0, len(where) - 1, min(n, len(where))).round().astype(int)] if len(where) else []
+        if groups is not None:
+            per_patient = {}
+            for i in where:
+                per_patient.setdefault(groups[i], []).append(int(i))
+            middles = [v[len(v) // 2] for g, v in per_patient.items() if g not in used]
+            where = np.array(middles, int) if len(middles) >= n else where
+        picks = [int(where[i]) for i in np.linspace(0, len(where) - 1, min(n, len(where))).round().astype(int)] if len(where) else []
+        used |= {groups[i] for i in picks} if groups is not None else set()
+        out += picks
     return np.array(out, dtype=int)
 
 

@@ -1,17 +1,23 @@
 """Notebook 06, part 2: where the classifiers look, scored against the phantom's true clots.
 
-THESIS 6.3.1-6.3.2 (Figs 6.20-6.22) shows Grad-CAM maps of two slices with an embolus and two
-without, supervised against contrastive, at 90 % and 10 % of the training set. Here:
+The thesis shows Grad-CAM maps of Cases 2 and 4 only (6.3.1-6.3.2): Fig 6.20, Case2's
+experiment 11 (Table 6.3; 100 % of the training set) on two slices with an embolus and two
+without; Figs 6.21-6.22, Case2 against Case4 at 90 % and 10 % of the training set on the slices
+with an embolus. Case1 against Case3 (9/10 and 1/4) is our addition. Here:
 
-- :func:`find_runs` finds the finished runs of the comparisons (Case1 against Case3 at 9/10 and 1/4;
-  Case2 against Case4 at 90 % and 10 %) and names the missing ones with the command that makes them;
+- :data:`COMPARISONS` names the three figures, :func:`find_runs` finds their finished runs (a
+  profile without a fraction shows the nearest it ran, and says so) and names the missing ones
+  with the command that makes them;
 - :func:`load_run_model` rebuilds a run's classifier from its ``metrics.json`` and ``model.pt``;
 - :func:`run_test_set` rebuilds the run's test set (Case1/3: :func:`pe_utils.case1_split` at the
   run's rate and seed; Case2/4: the separate test cache) with the clot masks at the network's
   input size (a pixel is clot when any cache pixel under it is: a small clot survives);
 - :func:`localisation_study` computes Grad-CAM (:func:`pe_utils.grad_cam`) on *every*
   positive test slice and scores it (:func:`pe_utils.localisation_scores`), and keeps the maps
-  of the slices the figure shows.
+  of the slices the figure shows; :func:`gradcam_comparison` does it for one figure's runs.
+
+This module is a little longer than 300 lines because it holds one idea, Grad-CAM of the
+finished runs, from finding them to the figure's panels.
 """
 from __future__ import annotations
 
@@ -33,18 +39,29 @@ from ..learn.models import make_head
 from ..profiles import SAMPLING_RATES, resolve
 from .explain import network_inputs, show_slices
 
-#: the thesis's comparisons: (case, notebook number, setting key, values, label of the method)
-COMPARISONS: tuple[tuple[str, str, str, tuple, str], ...] = (
-    ("case1", "01", "sampling_rate", ("9/10", "1/4"), "supervised"),
-    ("case3", "03", "sampling_rate", ("9/10", "1/4"), "contrastive"),
-    ("case2", "04", "train_fraction", (90.0, 10.0), "supervised"),
-    ("case4", "05", "train_fraction", (90.0, 10.0), "contrastive"),
-)
+#: the Grad-CAM figures, the thesis's then ours: {figure: {case: (notebook number, setting, values, method)}}
+COMPARISONS: dict[str, dict[str, tuple[str, str, tuple, str]]] = {
+    "6.20": {"case2": ("04", "train_fraction", (100.0,), "supervised, experiment 11")},
+    "6.21-6.22": {"case2": ("04", "train_fraction", (90.0, 10.0), "supervised"),
+                  "case4": ("05", "train_fraction", (90.0, 10.0), "contrastive")},
+    "ours": {"case1": ("01", "sampling_rate", ("9/10", "1/4"), "supervised"),
+             "case3": ("03", "sampling_rate", ("9/10", "1/4"), "contrastive")},
+}
+#: each figure's title (the grid's) and its name in sentences
+FIGURE_TITLES = {"6.20": ("Fig 6.20", "Fig 6.20: Grad-CAM of Case2 (Table 6.3's experiment 11)"),
+                 "6.21-6.22": ("Figs 6.21-6.22", "Figs 6.21-6.22: Grad-CAM of Case2 against Case4"),
+                 "ours": ("Case1 against Case3", "Beyond the thesis: Grad-CAM of Case1 against Case3")}
 NOTEBOOK_CASE = {"01_case1_supervised": "case1", "03_case3_finetune": "case3"}
 
 
 def _case(m: dict) -> str | None:
     return m.get("case") or NOTEBOOK_CASE.get(m.get("notebook"))
+
+
+def _eligible(m: dict, case: str) -> bool:
+    """A run of ``case`` at the profile's settings: Table 6.3's other experiments (the ablation's
+    runs of notebook 04) are not experiment 11, the setting of every figure."""
+    return _case(m) == case and str(m.get("experiment")) in ("None", "11")
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -56,35 +73,56 @@ def _same(a: Any, b: Any) -> bool:
     return str(a) == str(b)
 
 
+def _pct(values) -> str:
+    return " and ".join(f"{float(v):g} %" for v in values)
+
+
 def _setting_text(key: str, value: Any) -> str:
     return f"{value} ({SAMPLING_RATES.get(value, '')})" if key == "sampling_rate" else f"{value:g} % of the training set"
 
 
-def _available(values: tuple, found: list, key: str, case: str) -> tuple:
-    """The thesis's settings, or for training fractions the largest and smallest that both
-    Case2 and Case4 ran (a profile whose grid skips 90 % and 10 %, e.g. demo's 100 % and 25 %)."""
+def _chosen(figure: str, found: list) -> tuple[dict[Any, list], str | None]:
+    """The figure's settings as ``{value shown: [the thesis's values it stands for]}`` and the
+    sentence saying what stands in for what (None: the thesis's own).
+
+    Sampling rates are the thesis's. A training fraction the figure's cases did not all run is
+    replaced by the nearest one they all ran (ties: the larger; none in common: any case's).
+    """
+    cases = COMPARISONS[figure]
+    _, key, wanted, _ = next(iter(cases.values()))
     if key != "train_fraction":
-        return values
-    have = [{float(m[key]) for _, m, _ in found if _case(m) == c and m.get(key) is not None} for c in ("case2", "case4")]
-    if any(any(_same(v, w) for v in have[0] | have[1]) for w in values) or not (have[0] & have[1]):
-        return values
-    both = sorted(have[0] & have[1])
-    return tuple(dict.fromkeys((both[-1], both[0])))
+        return {v: [v] for v in wanted}, None
+    ran = [{float(m[key]) for _, m, _ in found if _eligible(m, c) and m.get(key) is not None} for c in cases]
+    have = set.intersection(*ran) or set.union(*ran)
+    chosen: dict[Any, list] = {}
+    for w in wanted:
+        exact = [h for h in have if _same(h, w)]
+        value = w if exact or not have else min(have, key=lambda h: (abs(h - w), -h))
+        chosen.setdefault(value, []).append(w)
+    if list(chosen) == list(wanted):
+        return chosen, None
+    verb = "compared" if len(wanted) > 1 else "showed"
+    only = " only" if len(chosen) < len(wanted) else ""
+    return chosen, (f"{FIGURE_TITLES[figure][0]}: the thesis {verb} {_pct(wanted)}; this batch ran {_pct(chosen)}"
+                    f"{only}: shown instead")
 
 
 def find_runs(reports_dir: str | Path, profile: str | None = None, seed: int | None = None
               ) -> tuple[list[dict[str, Any]], list[str]]:
-    """The finished runs of :data:`COMPARISONS` under ``reports_dir`` (those with a ``model.pt``).
+    """The finished runs of the figures of :data:`COMPARISONS` under ``reports_dir`` (with a ``model.pt``).
 
     Args:
         reports_dir: a batch's report folder or ``runs/``; searched recursively.
         profile: keep runs of this profile only (None: any).
-        seed: keep runs of this seed (None: the smallest seed found); among equal runs the newest.
+        seed: keep runs of this seed (None: the smallest seed found); among equal runs the newest,
+            a run of the profile's setting before an ablation run of experiment 11.
 
     Returns:
-        ``(runs, missing)``: one dict per comparison point found (``label``, ``case``,
-        ``setting``, ``value``, ``run_dir``, ``metrics``) and one sentence per point missing,
-        naming the command that makes it.
+        ``(runs, missing)``: one dict per figure and point found (``figure``, ``label``, ``case``,
+        ``setting``, ``value``, ``thesis_value``, ``substitution``: the sentence saying what stands
+        in for the thesis's fractions or None, ``run_dir``, ``metrics``), in the figure's column
+        order; and one sentence per substitution and per point missing, naming the command that
+        makes it.
     """
     reports_dir = Path(reports_dir)
     found = []
@@ -93,24 +131,24 @@ def find_runs(reports_dir: str | Path, profile: str | None = None, seed: int | N
         if isinstance(m, dict) and (path.parent / "model.pt").is_file() and (profile is None or m.get("profile") == profile):
             found.append((path.stat().st_mtime, m, path.parent))
     runs, missing = [], []
-    for case, number, key, values, method in COMPARISONS:
-        wanted, values = values, _available(values, found, key, case)
-        if values != wanted:
-            missing.append(f"{case.capitalize()}: no run at {' or '.join(f'{v:g} %' for v in wanted)} of the training "
-                           f"set (not in this profile's grid); compared at {' and '.join(f'{v:g} %' for v in values)}")
-        for value in values:
-            hits = [(t, m, d) for t, m, d in found if _case(m) == case and _same(m.get(key), value)
-                    and (seed is None or m.get("seed") == seed)]
-            label = f"{case.capitalize()} ({method}), {_setting_text(key, value)}"
-            if not hits:
-                # a fraction outside the profile's grid would be refused by --fractions: the grid's own extremes stand in
-                flag = f" --rates {value}" if key == "sampling_rate" else ""
-                missing.append(f"{label}: no finished run under {reports_dir}; make it with "
-                               f"`python -m pe_utils batch --profile {profile or 'demo'} --cases {number}{flag}`")
-                continue
-            low = min(m.get("seed", 0) for _, m, _ in hits)
-            _, m, d = max((h for h in hits if h[1].get("seed", 0) == low), key=lambda h: h[0])
-            runs.append({"label": label, "case": case, "setting": key, "value": value, "run_dir": d, "metrics": m})
+    for figure, cases in COMPARISONS.items():
+        chosen, substitution = _chosen(figure, found)
+        missing += [substitution] if substitution else []
+        for value, thesis in chosen.items():
+            for case, (number, key, _, method) in cases.items():
+                hits = [(t, m, d) for t, m, d in found if _eligible(m, case) and _same(m.get(key), value)
+                        and (seed is None or m.get("seed") == seed)]
+                label = f"{case.capitalize()} ({method}), {_setting_text(key, value)}"
+                label += f" (for the thesis's {_pct(thesis)})" if [value] != thesis else ""
+                if not hits:
+                    # a fraction outside the profile's grid would be refused by --fractions: the whole grid runs
+                    flag = f" --rates {value}" if key == "sampling_rate" else ""
+                    missing.append(f"{label}: no finished run under {reports_dir}; make it with "
+                                   f"`python -m pe_utils batch --profile {profile or 'demo'} --cases {number}{flag}`")
+                    continue
+                _, m, d = min(hits, key=lambda h: (h[1].get("experiment") is not None, h[1].get("seed", 0), -h[0]))
+                runs.append({"figure": figure, "label": label, "case": case, "setting": key, "value": value,
+                             "thesis_value": thesis[0], "substitution": substitution, "run_dir": d, "metrics": m})
     return runs, missing
 
 
@@ -194,17 +232,21 @@ def cam_grid(size: int, cam_layer: str) -> int:
 
 
 def localisation_study(run: dict, test: dict, show: np.ndarray, dilate_px: int = 2,
-                       batch_size: int = 64, device="cpu", cam_layer: str = "layer4") -> dict[str, Any]:
+                       batch_size: int = 64, device="cpu", cam_layer: str = "layer4", score: bool = True
+                       ) -> dict[str, Any]:
     """Grad-CAM of the run's model on every positive test slice (scored) and on ``show``.
+
+    ``score`` False: the ``show`` slices only (a run another figure already scored).
 
     Returns:
         ``{"scores": localisation_scores(...) plus the run's identity and figures, or None
-        without masks, "maps": (len(show), H, W), "images": (len(show), H, W), "probs"}``.
+        without masks or ``score``, "maps": (len(show), H, W), "images": (len(show), H, W), "probs"}``.
     """
     model = load_run_model(run["run_dir"]).to(device)
     rows = test["rows"]
     positive = np.flatnonzero(test["labels"] == 1)
-    wanted = np.unique(np.concatenate([positive, show]) if test["masks"] is not None else np.asarray(show, int))
+    scored = score and test["masks"] is not None
+    wanted = np.unique(np.concatenate([positive, show]) if scored else np.asarray(show, int))
     x = network_inputs(test["cache"].images[rows[wanted]], test["size"], crop=test.get("crop"))
     if cam_layer not in CAM_STRIDES:
         raise ValueError(f"cam_layer must be one of {', '.join(CAM_STRIDES)} (layer4: the last block, the thesis's), "
@@ -217,7 +259,7 @@ def localisation_study(run: dict, test: dict, show: np.ndarray, dilate_px: int =
     at = {int(w): i for i, w in enumerate(wanted)}
     m = run["metrics"]
     scores = None
-    if test["masks"] is not None:
+    if scored:
         scores = localisation_scores(maps[[at[int(p)] for p in positive]], test["masks"][positive], dilate_px, grid=grid)
         scores.update({"model": run["label"], "case": run["case"], run["setting"]: run["value"],
                        "seed": m.get("seed"), "run": str(run["run_dir"]), "auc": m.get("auc"),
@@ -260,41 +302,51 @@ def explain_inputs(profile: str, reports_dir: str | Path | None = None,
     return reports_dir, pretrain_dir, note
 
 
-def gradcam_comparison(runs: list[dict], cases: tuple[str, ...], profile: str, cache_dir=None, test_cache_dir=None,
-                       dilate_px: int = 2, device="cpu", cam_layer: str = "layer4"
+def gradcam_comparison(runs: list[dict], figure: str, profile: str, cache_dir=None, test_cache_dir=None,
+                       dilate_px: int = 2, device="cpu", cam_layer: str = "layer4", scored: list[dict] = ()
                        ) -> tuple[dict[str, Any] | None, list[dict], str | None]:
-    """Grad-CAM of the runs of ``cases`` (one comparison: Case1 vs Case3, or Case2 vs Case4).
+    """Grad-CAM of one figure's runs (:data:`COMPARISONS`: "6.20", "6.21-6.22" or "ours").
 
-    The figure's slices (two with an embolus, two without, :func:`show_slices`) are the same
-    for every model when their test sets share such slices (the same cache rows), else each
-    model shows its own. Every positive test slice of each model is scored.
+    The figure's slices (two with an embolus, two without, from four patients where the test set
+    has them: :func:`show_slices`) are the same for every model when their test sets share such
+    slices (Cases 2/4 share one test set; Cases 1/3 the rows their splits both test), else each
+    model shows its own. Every positive test slice of each model is scored, once: a run already
+    in ``scored`` (another figure's rows) is drawn, not scored again.
 
     Returns:
-        ``(panels, scores, note)``: the arguments of :func:`pe_utils.gradcam_grid` (None when no
-        run), the scores per model (empty without masks) and a note (None when all was scored).
+        ``(panels, scores, note)``: the arguments of :func:`pe_utils.gradcam_grid`, title included
+        (None when no run), the scores per model (empty without masks) and a note: what stands in
+        for the thesis's settings, what was not scored (None when nothing is to be said).
     """
-    members = [r for r in runs if r["case"] in cases]
+    members = [r for r in runs if r["figure"] == figure]
     if not members:
-        return None, [], f"no run of {' or '.join(cases)}"
+        return None, [], f"{FIGURE_TITLES[figure][0]}: no finished run (the missing runs are named above)"
     tests = [run_test_set(r, profile, cache_dir, test_cache_dir) for r in members]
     shared = set(tests[0]["rows"].tolist()).intersection(*[t["rows"].tolist() for t in tests[1:]])
     common = np.array(sorted(shared), dtype=int)
-    labels = tests[0]["cache"].index.pe_present_on_image.to_numpy()
-    picked = common[show_slices(labels[common])] if len(common) else np.zeros(0, int)
+    index = tests[0]["cache"].index
+    patient = (index.patient_id if "patient_id" in index else index.StudyInstanceUID).to_numpy()
+    labels = index.pe_present_on_image.to_numpy()
+    picked = common[show_slices(labels[common], groups=patient[common])] if len(common) else np.zeros(0, int)
     same = len(picked) == len(show_slices(tests[0]["labels"]))
+    done = {s.get("run") for s in scored}
     out, shown = [], []
     for run, test in zip(members, tests):
-        show = np.searchsorted(test["rows"], picked) if same else show_slices(test["labels"])
-        out.append(localisation_study(run, test, show, dilate_px, device=device, cam_layer=cam_layer))
+        show = (np.searchsorted(test["rows"], picked) if same
+                else show_slices(test["labels"], groups=patient[test["rows"]]))
+        out.append(localisation_study(run, test, show, dilate_px, device=device, cam_layer=cam_layer,
+                                      score=str(run["run_dir"]) not in done))
         shown.append(test["labels"][show])
     panels = {"images": [o["images"] for o in out], "maps": [o["maps"] for o in out],
               "masks": None if tests[0]["masks"] is None else [o["masks"] for o in out],
-              "col_titles": [r["label"] for r in members],
+              "col_titles": [r["label"] for r in members], "title": FIGURE_TITLES[figure][1],
               "row_titles": [f"slice {i + 1}: " + ("embolus" if v == 1 else "no embolus") for i, v in enumerate(shown[0])],
               "captions": [[f"p = {p:.2f}" + ("" if m.max() > 0 else ", flat map") for p, m in zip(o["probs"], o["maps"])]
                            for o in out]}
-    note = None if tests[0]["masks"] is not None else ("the cache has no clot masks (real data, or a cache made before "
-                                                       "masks existed): the maps are shown, not scored")
+    notes = [members[0]["substitution"]] if members[0].get("substitution") else []
+    if tests[0]["masks"] is None:
+        notes.append("the cache has no clot masks (real data, or a cache made before masks existed): the maps are "
+                     "shown, not scored")
     if not same:
-        note = (note + "; " if note else "") + "the models' test sets share no such slices: each shows its own"
-    return panels, [o["scores"] for o in out if o["scores"]], note
+        notes.append("the models' test sets share no such slices: each shows its own")
+    return panels, [o["scores"] for o in out if o["scores"]], "; ".join(notes) or None
