@@ -4,9 +4,9 @@
   coloured by source slice, each panel titled by layer, method and checkpoint with its measures;
 - :func:`embedding_scores_figure`: silhouette, k-NN accuracy and linear-probe AUC per layer
   and checkpoint, as grouped bars with their chance levels;
-- :func:`gradcam_grid`: rows = slices, columns = models; the slice (PNG), the Grad-CAM map
-  over it (a semi-transparent heatmap, values rounded to keep pages small) and the true clot
-  mask's outline (a contour);
+- :func:`gradcam_grid`: rows = slices, columns = models (the thesis's Figs 6.20-6.22, and our
+  Case1 against Case3); the slice (PNG), the Grad-CAM map over it (a semi-transparent heatmap,
+  values rounded to keep pages small) and the true clot mask's outline (a contour);
 - :func:`localisation_summary`: the localisation rows of notebook 06's ``metrics.json`` beside
   each model's workload (notebook 07).
 """
@@ -115,6 +115,8 @@ def gradcam_grid(images: Sequence[np.ndarray], maps: Sequence[np.ndarray], masks
         masks: per model ``(S, H, W)`` bool clot masks (None: no outline, e.g. real data).
         row_titles: one per slice; col_titles: one per model.
         captions: per model, per slice (e.g. the predicted probability), shown under each cell title.
+        title: the figure's; :func:`pe_utils.gradcam_comparison`'s panels carry theirs ("Fig 6.20: ...",
+            "Figs 6.21-6.22: ...", "Beyond the thesis: ...").
     """
     n_rows, n_cols = len(row_titles), len(col_titles)
     heads = [str(t).replace(", ", "<br>", 1) for t in col_titles]  # "Case1 (supervised)<br>9/10 (Test90)"
