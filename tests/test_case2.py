@@ -13,9 +13,10 @@ import torch
 from pe_utils.data.dataset2 import ensure_dataset2, subset_1609_rows
 from pe_utils.data.cache import load_cache
 from pe_utils.data.splits import TRAIN_FRACTIONS, patient_split
-from pe_utils.experiments.case2 import (EXPERIMENTS, TOGGLES, case2_config, case2_data, case2_training,
-                                        fraction_of, schedule_comparison, training_rows)
-from pe_utils.experiments.case2_results import case2_record, curve_summary
+from pe_utils.experiments.case2 import (EXPERIMENTS, TOGGLES, case2_config, case2_data, case2_resume, case2_training,
+                                        case2_val_every, fraction_of, schedule_comparison, training_rows)
+from pe_utils.experiments.case2_results import (case2_evaluate, case2_record, curve_summary, exam_auc_table,
+                                                results_table)
 from pe_utils.learn import build_classifier
 from pe_utils.profiles import PROFILES
 from pe_utils.report.schema import CASE2_KEYS, CASE2_REQUIRED, write_metrics
@@ -169,17 +170,24 @@ def test_the_record_holds_the_contract_keys(smoke_caches, tmp_path):
     cfg = case2_config("smoke", 11)
     data = case2_data(*smoke_caches, cfg, 25)
     m = dict(auc=0.8, f1=0.6, accuracy=0.7, tn=1, fp=1, fn=1, tp=1, precision=0.5, recall=0.5)
+    m_tta = dict(m, auc=0.85, f1=0.65, accuracy=0.75)
     result = dict(threshold=0.4, metrics_at_threshold=m, oracle_threshold=0.3, metrics_at_oracle=m, auc=0.8,
-                  auc_val=0.7, exam_auc_max=0.9, exam_auc_topk=None, n_test_exams=5, exam_topk=3)
-    history = [dict(epoch=1, train_loss=0.3, val_auc=0.6), dict(epoch=2, train_loss=0.2, val_auc=0.55)]
+                  auc_val=0.7, exam_auc_max=0.9, exam_auc_topk=None, n_test_exams=5, exam_topk=3,
+                  auc_tta=0.85, metrics_at_threshold_tta=m_tta, oracle_threshold_tta=0.35, metrics_at_oracle_tta=m_tta,
+                  exam_auc_max_tta=0.95, exam_auc_topk_tta=None)
+    history = [dict(epoch=1, train_loss=0.3), dict(epoch=2, train_loss=0.25, val_loss=0.4, val_auc=0.6),
+               dict(epoch=3, train_loss=0.2, val_loss=0.5, val_auc=0.55)]    # validated every 2nd epoch and the last
     record = case2_record(data, profile="smoke", cfg=cfg, result=result, history=history, train_seconds=1.0)
     assert set(CASE2_REQUIRED) <= set(record) <= set(CASE2_KEYS)
+    assert (record["auc"], record["f1"], record["auc_tta"], record["f1_tta"], record["accuracy_tta"]) \
+        == (0.8, 0.6, 0.85, 0.65, 0.75)
+    assert record["val_epochs"] == [2, 3] and record["curve_summary"]["final_val_auc"] == 0.55
     assert (record["case"], record["train_fraction"], record["experiment"], record["threshold_source"]) \
         == ("case2", 25.0, 11, "validation_youden")
     pos = int(data.labels[data.ids["train_subset"]].sum())
     assert (record["n_train"], record["n_train_resampled"]) == (
         len(data.ids["train_subset"]), 3 * pos + math.floor(2 / 3 * (record["n_train"] - pos) + 0.5))
-    assert record["curve_summary"]["best_val_auc_epoch"] == 1
+    assert record["curve_summary"]["best_val_auc_epoch"] == 2
     path = write_metrics(tmp_path, record, "case2")
     assert json.loads(path.read_text())["exam_auc_topk"] is None
     del record["exam_auc_max"]
@@ -215,3 +223,99 @@ def test_a_profiles_epochs_by_fraction_sets_the_epochs_unless_given():
     assert case2_config("demo", train_fraction=25, epochs=2)["epochs"] == 2
     assert case2_config("demo")["epochs"] == 4
     assert case2_config("thesis", train_fraction=25)["epochs"] == 50    # 5.1.2: every fraction
+
+
+# --------------------------------------------------------------------------- evaluation cost and scoring
+def test_the_validation_cadence_at_the_thesis_sizes():
+    """Table 6.4's runs: 3,989 validation images; training images an epoch after the re-sampling."""
+    per_epoch = {100: 16364, 90: 14729, 80: 13090, 75: 12274, 66.66: 10909, 50: 8182, 33.34: 5455,
+                 25: 4093, 20: 3274, 10: 1635, 5: 819}
+    every = {pct: case2_val_every(n, 3989) for pct, n in per_epoch.items()}
+    assert every == {100: 1, 90: 1, 80: 1, 75: 1, 66.66: 1, 50: 1, 33.34: 1, 25: 2, 20: 2, 10: 4, 5: 7}
+    for pct, k in every.items():          # validation's passes within a quarter of the training passes
+        assert 3989 / k <= 0.25 * 3 * per_epoch[pct] and (k == 1 or 3989 / (k - 1) > 0.25 * 3 * per_epoch[pct])
+    assert case2_val_every(819, 3989, share=1.0) == 2 and case2_val_every(0, 3989) == 1
+    with pytest.raises(ValueError, match="share"):
+        case2_val_every(100, 10, share=0)
+
+
+def test_case2_resume_passes_the_cadence_to_fit(smoke_caches, tmp_path):
+    cfg = case2_config("smoke", seed=5)
+    data = case2_data(*smoke_caches, cfg, 25)
+    kwargs = case2_resume(data, cfg, tmp_path)
+    assert kwargs["val_every"] == case2_val_every(len(data.ids["train"]), len(data.ids["val"]))
+    assert case2_resume(data, cfg, tmp_path, val_every=1)["val_every"] == 1
+
+
+class MeanLogit(torch.nn.Module):
+    """A fixed "classifier": the logit is 8 (mean pixel - 0.5)."""
+
+    def forward(self, x):
+        return 8 * (x.mean(dim=(1, 2, 3)) - 0.5)
+
+
+def _hand_auc(y, p):
+    """Mann-Whitney: P(positive scores above negative), ties half."""
+    pos, neg = p[y == 1], p[y == 0]
+    return float(np.mean([(a > b) + 0.5 * (a == b) for a in pos for b in neg]))
+
+
+def _hand_youden(y, p):
+    """The threshold among the scores maximising TPR - FPR (ties: the highest)."""
+    best = None
+    for t in sorted(set(p.tolist()), reverse=True):
+        j = np.mean(p[y == 1] >= t) - np.mean(p[y == 0] >= t)
+        if best is None or j > best[0]:
+            best = (j, t)
+    return best[1]
+
+
+def test_case2_scores_the_original_view_as_the_thesis_and_tta_beside():
+    from types import SimpleNamespace
+
+    g = torch.Generator().manual_seed(0)
+
+    def batches(n):
+        x = torch.rand(n, 1, 16, 16, generator=g) * 0.6 + torch.linspace(0, 0.4, n).view(n, 1, 1, 1)
+        y = ((x.mean(dim=(1, 2, 3)) + 0.08 * torch.randn(n, generator=g)) > 0.5).float()
+        return x, y, [(x[i:i + 4], y[i:i + 4]) for i in range(0, n, 4)]
+
+    xv, yv, val = batches(16)
+    xt, yt, test = batches(12)
+    assert len(set(yv.tolist())) == 2 and len(set(yt.tolist())) == 2
+    exams = np.repeat(["e0", "e1", "e2", "e3"], 3)
+    data = SimpleNamespace(loaders={"val": val, "test": test}, exam_ids=exams)
+    result = case2_evaluate(MeanLogit(), data, "cpu", exam_topk=2)
+
+    p_val = torch.sigmoid(8 * (xv.mean(dim=(1, 2, 3)) - 0.5)).numpy()
+    p_test = torch.sigmoid(8 * (xt.mean(dim=(1, 2, 3)) - 0.5)).numpy()
+    y_val, y_test = yv.numpy(), yt.numpy()
+    np.testing.assert_allclose(result["val_probs"], p_val, rtol=1e-6)
+    np.testing.assert_allclose(result["probs"], p_test, rtol=1e-6)
+    threshold = _hand_youden(y_val, p_val)
+    assert result["threshold"] == pytest.approx(threshold, rel=1e-6)
+    pred = p_test >= threshold
+    tp, fp = int((pred & (y_test == 1)).sum()), int((pred & (y_test == 0)).sum())
+    fn, tn = int((~pred & (y_test == 1)).sum()), int((~pred & (y_test == 0)).sum())
+    m = result["metrics_at_threshold"]
+    assert (m["tp"], m["fp"], m["fn"], m["tn"]) == (tp, fp, fn, tn)
+    assert m["f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    assert m["accuracy"] == pytest.approx((tp + tn) / 12)
+    assert result["auc"] == pytest.approx(_hand_auc(y_test, p_test))
+    assert result["auc_val"] == pytest.approx(_hand_auc(y_val, p_val))
+    exam_y = np.array([y_test[i:i + 3].max() for i in range(0, 12, 3)])
+    exam_p = np.array([p_test[i:i + 3].max() for i in range(0, 12, 3)])
+    assert exam_y.tolist() == [0, 1, 1, 1]
+    assert result["exam_auc_max"] == pytest.approx(_hand_auc(exam_y, exam_p))
+    # TTA beside: its own probabilities, read at the validation threshold
+    for key in ("probs_tta", "auc_tta", "metrics_at_threshold_tta", "oracle_threshold_tta", "metrics_at_oracle_tta",
+                "exam_auc_max_tta", "exam_auc_topk_tta"):
+        assert key in result
+    assert not np.allclose(result["probs_tta"], result["probs"])
+    assert result["auc_tta"] == pytest.approx(_hand_auc(y_test, result["probs_tta"]))
+    assert result["metrics_at_threshold_tta"]["threshold"] == pytest.approx(threshold, rel=1e-6)
+    table = results_table(result)
+    assert list(table.index) == ["Youden on validation (used)", "Youden on test (oracle)", "TTA, Youden on validation",
+                                 "TTA, Youden on test (oracle)"]
+    assert table.loc["Youden on validation (used)", "auc"] == pytest.approx(result["auc"])
+    assert list(exam_auc_table(result).columns) == ["AUC", "AUC (TTA)"]

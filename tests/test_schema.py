@@ -144,3 +144,15 @@ def test_the_no_image_baseline_is_documented_and_required():
     assert "nearest annotated" in CASE1_KEYS["baseline_f1"]
     assert "training stage" in CASE1_KEYS["baseline_workload_pct"]
     assert "baseline_f1" in INDEX_FIGURES
+
+
+def test_case2_main_figures_are_the_original_view_and_tta_sits_beside():
+    from pe_utils.report.schema import CASE2_KEYS
+
+    for key in ("auc", "f1", "accuracy", "metrics_at_threshold", "auc_val"):
+        assert "original view" in CASE2_KEYS[key], key
+    for key in ("auc_tta", "f1_tta", "accuracy_tta", "metrics_at_threshold_tta", "oracle_threshold_tta",
+                "metrics_at_oracle_tta", "exam_auc_max_tta", "exam_auc_topk_tta"):
+        assert "TTA" in CASE2_KEYS[key], key
+    assert "oracle" in CASE2_KEYS["oracle_threshold_tta"]
+    assert "val_epochs" in CASE2_KEYS and "val_epochs" in CASE2_KEYS["history"]
