@@ -267,3 +267,23 @@ def test_ablation_summary_and_figure_set_ours_beside_the_thesis():
     assert len(thesis.x) == 13 and thesis.y[10] == 0.92676 and list(ours.x) == ["3"]
     assert ours.error_y.array[0] == pytest.approx(12.706204736174707 * np.std([0.7, 0.8], ddof=1) / math.sqrt(2))
     assert len(ablation_figure(ablation_summary(case24_runs(pd.DataFrame())), TABLE_6_3).data) == 1
+
+
+def test_tta_figures_sit_beside_the_main_ones_where_runs_recorded_them():
+    rows = [_run("case2", 100, s, a, auc_tta=a + 0.01, exam_auc_max_tta=a + 0.06) for s, a in ((0, 0.8), (1, 0.9))]
+    rows += [_run("case4", 100, 0, 0.7)]                       # recorded without TTA
+    runs = case24_runs(pd.DataFrame(rows))
+    table = table_6_4(runs, TABLE_6_4)
+    groups = list(dict.fromkeys(table.columns.get_level_values(0)))
+    assert groups == ["AUC", "AUC (TTA)", "F1", "accuracy"]   # beside the AUC; no TTA F1 recorded
+    assert table.loc["100", ("AUC (TTA)", "supervised (ours)")].startswith("0.860 \u00b1")
+    assert table.loc["100", ("AUC (TTA)", "contrastive (ours)")] == "no value in 1 run"
+    assert ("AUC (TTA)", "supervised (thesis)") not in table.columns   # Table 6.4 had no TTA
+    exams = exam_level_table(runs)
+    assert list(exams.columns) == ["image AUC", "image AUC (TTA)", "exam AUC (max)", "exam AUC (max, TTA)",
+                                   "exam AUC (top k)"]
+    assert exams.loc[("supervised", "100"), "image AUC"].startswith("0.850 \u00b1")
+    # runs without any TTA figure: the tables as before
+    plain = case24_runs(pd.DataFrame([_run("case2", 100, 0, 0.8)]))
+    assert "AUC (TTA)" not in table_6_4(plain, TABLE_6_4).columns.get_level_values(0)
+    assert list(exam_level_table(plain).columns) == ["image AUC", "exam AUC (max)", "exam AUC (top k)"]

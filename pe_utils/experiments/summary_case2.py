@@ -4,7 +4,9 @@ ablation, exam-level AUC, and what cannot be computed yet.
 A run is one ``metrics.json`` of notebook 04 (``case2``: supervised) or 05 (``case4``:
 contrastive) with its ``train_fraction`` (percent), ``seed`` and ``experiment`` (1-13 of
 Table 6.3 / C.1, null for the default configuration). Table 6.4 and the exam-level results
-count the default runs; Table 6.3 the ablation runs by experiment number. A seed run twice
+count the default runs; Table 6.3 the ablation runs by experiment number. A run's main figures
+score each test slice from its original view, as the thesis did; its test-time-augmentation
+figures (``auc_tta``, ...) show beside them wherever the runs have them. A seed run twice
 (two report folders read together) counts once, its figures averaged. Intervals are Student t
 over seeds (:func:`pe_utils.mean_interval`); the thesis's own numbers are passed in (they live
 in the report wing), as ``thesis_numbers.TABLE_6_4`` and ``TABLE_6_3``.
@@ -33,7 +35,13 @@ ABLATION_COMMAND = "python -m pe_utils batch --profile {profile} --cases case2_a
 METRICS = ("auc", "f1", "accuracy")
 METRIC_LABELS = {"auc": "AUC", "f1": "F1", "accuracy": "accuracy", "exam_auc_max": "exam AUC (max)",
                  "exam_auc_topk": "exam AUC (top k)", "oracle_f1": "F1 (oracle threshold)",
-                 "oracle_accuracy": "accuracy (oracle threshold)"}
+                 "oracle_accuracy": "accuracy (oracle threshold)", "auc_tta": "AUC (TTA)", "f1_tta": "F1 (TTA)",
+                 "accuracy_tta": "accuracy (TTA)", "exam_auc_max_tta": "exam AUC (max, TTA)",
+                 "exam_auc_topk_tta": "exam AUC (top k, TTA)"}
+#: a main figure (original view, the thesis's way) -> the same figure of the TTA-averaged
+#: probabilities, shown beside it where runs recorded it (beyond the thesis: Table 6.4 had no TTA)
+TTA_FIGURES = {"auc": "auc_tta", "f1": "f1_tta", "accuracy": "accuracy_tta", "exam_auc_max": "exam_auc_max_tta",
+               "exam_auc_topk": "exam_auc_topk_tta"}
 #: our figures at the Youden threshold of the test ROC (``metrics_at_oracle``): the thesis's
 #: own choice, so these sit beside its F1 and accuracy like for like
 ORACLE_METRICS = {"oracle_f1": "f1", "oracle_accuracy": "accuracy"}
@@ -88,7 +96,7 @@ def case24_runs(runs: pd.DataFrame) -> pd.DataFrame:
     oracle = kept["metrics_at_oracle"] if "metrics_at_oracle" in kept else pd.Series(None, index=kept.index)
     for m, key in ORACLE_METRICS.items():
         kept[m] = [d.get(key) if isinstance(d, dict) else None for d in oracle]
-    for m in (*METRICS, "exam_auc_max", "exam_auc_topk", *ORACLE_METRICS):
+    for m in (*METRICS, "exam_auc_max", "exam_auc_topk", *ORACLE_METRICS, *TTA_FIGURES.values()):
         kept[m] = pd.to_numeric(kept[m], errors="coerce") if m in kept else np.nan
     keys = dict(_m=kept["case"].map(list(CASES).index), _f=-kept["train_fraction"].astype(float),
                 _e=kept["experiment"].fillna(0), _s=pd.to_numeric(kept["seed"], errors="coerce"))
@@ -99,10 +107,23 @@ def default_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """:func:`case24_runs` in the default configuration (no ``experiment``), one row per
     (method, fraction, seed): a repeated seed's figures averaged."""
     runs = runs[runs["experiment"].isna()] if len(runs) else runs
-    figures = [c for c in (*METRICS, "exam_auc_max", "exam_auc_topk", *ORACLE_METRICS) if c in runs]
+    figures = [c for c in (*METRICS, "exam_auc_max", "exam_auc_topk", *ORACLE_METRICS, *TTA_FIGURES.values())
+               if c in runs]
     if not len(runs):
         return pd.DataFrame(columns=["method", "fraction", "seed", *figures])
     return runs.groupby(["method", "fraction", "seed"], as_index=False, sort=False)[figures].mean()
+
+
+def with_tta(runs: pd.DataFrame, metrics: Sequence[str]) -> list[str]:
+    """``metrics``, each followed by its TTA figure (:data:`TTA_FIGURES`) where a run of ``runs``
+    recorded one (runs made without TTA, or before it was recorded, add no empty column)."""
+    out = []
+    for m in metrics:
+        out.append(m)
+        tta = TTA_FIGURES.get(m)
+        if tta and tta in runs and pd.to_numeric(runs[tta], errors="coerce").notna().any():
+            out.append(tta)
+    return out
 
 
 def known(value: Any) -> bool:
@@ -157,11 +178,14 @@ def table_6_4(runs: pd.DataFrame, thesis: pd.DataFrame | None = None, metrics: S
         thesis: ``thesis_numbers.TABLE_6_4`` (long: ``train_fraction, method`` and ``metrics``).
         metrics: ours; ``"oracle_f1"`` and ``"oracle_accuracy"`` (:data:`ORACLE_METRICS`: at the
             test-ROC threshold, the thesis's choice) sit beside the thesis's F1 and accuracy.
+            Each is followed by its TTA figure (``"AUC (TTA)"``: ours only, the thesis had none)
+            where the runs recorded one (:func:`with_tta`).
 
     Returns:
         DataFrame indexed by fraction (every thesis fraction and any other run, largest
         first), columns ``(metric, "<method> (ours|thesis)")``; ``""`` where nothing is known.
     """
+    metrics = with_tta(default_runs(runs), metrics)
     summary = fraction_summary(runs, metrics, confidence)
     fractions = fraction_order([*(thesis["train_fraction"].map(fraction_label) if thesis is not None else []),
                                 *summary["fraction"]])
@@ -184,15 +208,17 @@ def table_6_4(runs: pd.DataFrame, thesis: pd.DataFrame | None = None, metrics: S
 def exam_level_table(runs: pd.DataFrame, digits: int = 3, confidence: float = 0.95) -> pd.DataFrame:
     """Exam-level AUC (each exam scored by its slices' max, and mean of the top k) beside the
     image-level AUC, per method and fraction: mean +- half the t interval over seeds (n).
-    A run whose test exams held one class has no exam AUC and is left out of that cell's n."""
-    metrics = ("auc", "exam_auc_max", "exam_auc_topk")
+    A run whose test exams held one class has no exam AUC and is left out of that cell's n.
+    Each figure is followed by its TTA one where the runs recorded it (:func:`with_tta`)."""
+    metrics = with_tta(default_runs(runs), ("auc", "exam_auc_max", "exam_auc_topk"))
     summary = fraction_summary(runs, metrics, confidence)
     if summary.empty:
         return pd.DataFrame(columns=["method", "training set %", *(METRIC_LABELS[m] for m in metrics)])
     summary["text"] = [_interval_text(r, digits) for r in summary.to_dict("records")]
     table = summary.pivot_table(index=["method", "fraction"], columns="metric", values="text",
                                 aggfunc="first", sort=False)
-    table = table.reindex(columns=list(metrics)).rename(columns={**METRIC_LABELS, "auc": "image AUC"})
+    table = table.reindex(columns=list(metrics)).rename(columns={**METRIC_LABELS, "auc": "image AUC",
+                                                                 "auc_tta": "image AUC (TTA)"})
     return table.rename_axis(index=["method", "training set %"], columns=None).fillna("")
 
 
