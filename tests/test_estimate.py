@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from pe_utils.batch.cli import main
-from pe_utils.batch.estimate import DISK_GOAL, estimate, forward_flops
+from pe_utils.batch.estimate import DISK_GOAL, EVAL_SHARE_GOAL, estimate, forward_flops
 from pe_utils.batch.expand import plan_runs
 from pe_utils.batch.plan import load_plan
 
@@ -26,7 +26,7 @@ def _row(est, notebook, run):
 
 @pytest.fixture(scope="module")
 def thesis(tmp_path_factory):
-    """The thesis profile's 129 runs, estimated once for the module (FLOPs and memory counted once)."""
+    """The thesis profile's 140 runs (with the 75-epoch Case3 fine-tuning and five Case4 pretrainings), estimated once for the module (FLOPs and memory counted once)."""
     runs = _runs(tmp_path_factory.mktemp("thesis"))
     return runs, estimate(runs, "thesis", throughput=3929, devices=1, report_size=12e6)
 
@@ -47,13 +47,37 @@ def test_case1_run_matches_a_hand_count(thesis):
 def test_case2_run_matches_a_hand_count(thesis):
     # Dataset2 19,946 images, 3,068 positive: validation 3,989 images (614 positive); training 2,454
     # positives and 13,503 negatives; 5 %: 123 and 675, re-sampled to 3 x 123 + 450 = 819 an epoch
+    # validation every 7th epoch (7, 14, ..., 49) and the last: 8 times; then validation once from
+    # the original view and the test set with 5 TTA views
     row = _row(thesis[1], "04_case2_supervised", "fraction-5-seed0")
-    assert row.images_trained == 50 * 819
-    assert row.images_evaluated == 50 * 3989 + 5 * (3989 + 455)
-    assert row.eval_share > 0.25                    # reported, not refused
+    assert row.images_trained == 50 * 819 and row.val_every == 7
+    assert row.images_evaluated == 8 * 3989 + 3989 + 5 * 455
+    passes = 3 * 50 * 819 + 8 * 3989 + 3989 + 5 * 455
+    assert row.eval_share == pytest.approx((8 * 3989 + 3989 + 5 * 455) / passes)
     full = _row(thesis[1], "04_case2_supervised", "fraction-100-seed0")
-    assert full.images_trained == 50 * (3 * 2454 + 9002)
-    assert full.eval_share < 0.25
+    assert full.images_trained == 50 * (3 * 2454 + 9002) and full.val_every == 1
+    assert full.images_evaluated == 50 * 3989 + 3989 + 5 * 455
+
+
+def test_every_thesis_training_run_spends_at_most_a_quarter_on_evaluation(thesis):
+    runs = thesis[1].runs
+    training = runs[runs.trains]
+    assert len(training) == 137      # every run of the thesis plan but 00, 06 and 07
+    over = training[training.eval_share > EVAL_SHARE_GOAL]
+    assert over[["notebook", "run", "eval_share"]].values.tolist() == []
+    # notebook 06 is forward-only by design: listed, not a training run
+    assert (runs[runs.notebook == "06_explain"].eval_share == 1.0).all()
+
+
+def test_the_estimate_counts_the_runs_cadence(tmp_path, thesis):
+    """The same rule as the runs (case2_val_every), unless the run's val_every is given."""
+    from pe_utils.experiments.case2 import case2_val_every
+
+    assert _row(thesis[1], "05_case4_contrastive", "fraction-10-seed0").val_every == case2_val_every(1635, 3989) == 4
+    runs = _runs(tmp_path, cases=["case2"], narrow={"train_fraction": ["5"], "seed": ["0"]}, extra={"val_every": 1})
+    rows = estimate(runs, "thesis", memory=False).runs
+    row = rows[rows.notebook == "04_case2_supervised"].iloc[0]
+    assert row.val_every == 1 and row.images_evaluated == 50 * 3989 + 3989 + 5 * 455
 
 
 def test_case3_step1_counts_forward_only_and_simclr_two_views(thesis):
@@ -72,7 +96,7 @@ def test_epochs_parameter_halves_the_images_trained(tmp_path, thesis):
 
 def test_thesis_profile_writes_at_most_100_gb(thesis):
     runs, est = thesis
-    assert len(runs) == 129
+    assert len(runs) == 140
     assert 0 < est.disk["checkpoints_written"] <= est.disk["written"] <= DISK_GOAL
     assert est.disk["kept"] <= est.disk["written"]
     # one checkpoint a fit at least: a ResNet50 with SGD momentum is about 188 MB

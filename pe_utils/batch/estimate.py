@@ -15,7 +15,11 @@ of a batch); every figure is a projection:
 - **Epochs and models** come from each run's own parameters (grid values, ``-p``) through the
   notebooks' config functions, so ``-p epochs 10`` or ``--rates 1/2`` change the estimate.
 - **Passes:** a trained image costs 3 forward passes (forward + backward), an evaluated one 1.
-  Validation runs every epoch; TTA (5 views) runs on validation and test at the end. Case3's
+  Cases 1 and 3 validate every epoch and score validation and test with TTA (5 views) at the
+  end. Cases 2 and 4 validate every ``val_every``-th epoch and after the last, ``val_every``
+  given as the run's parameter or else by the runs' own rule
+  (:func:`pe_utils.experiments.case2.case2_val_every`); at the end they score validation once
+  from the original view and the test set with TTA (its first view is the original one). Case3's
   step 1 trains a head on a frozen encoder: its encoder passes are forward-only, and they are
   training, not evaluation. The project's goal: evaluation <= 25 % of a run's passes.
 - **Time:** ``throughput`` is training images/s of ResNet50 at 128 px on one GPU (what
@@ -229,7 +233,7 @@ def run_work(run, profile: str, sizes: Sizes) -> dict[str, Any]:
     """One run's work: model, ``fits`` (each: trained, frozen and evaluated images, parameters,
     optimizer), evaluation after training, final weights kept, and a note; no GPU work: no fits."""
     from ..experiments.case1 import case1_config
-    from ..experiments.case2 import TOGGLES, case2_config, fraction_of
+    from ..experiments.case2 import TOGGLES, case2_config, case2_val_every, fraction_of
     from ..experiments.case3 import case3_config
     from ..profiles import resolve
 
@@ -265,10 +269,14 @@ def run_work(run, profile: str, sizes: Sizes) -> dict[str, Any]:
         n, n_pos = getattr(sizes, cfg["dataset"])
         per_epoch, val = case2_counts(n, n_pos, fraction_of(p.get("train_fraction", 100)), cfg["sampling"])
         arch = _pretrain_cfg(run, profile)["arch"] if kind.startswith("05") else cfg["arch"]
+        # the runs' own cadence: the notebook's val_every, else the same rule (case2_resume)
+        val_every = int(p.get("val_every") or case2_val_every(per_epoch, val))
+        validations = math.ceil(cfg["epochs"] / val_every)     # every val_every-th epoch and the last
         work["reads"] = {"dataset1" if cfg["dataset"] == "dataset1" else "dataset2", "case2_test"}
-        work.update(arch=arch, image_size=cfg["image_size"], epochs=cfg["epochs"], evaluated=5 * (val + sizes.case2_test),
+        work.update(arch=arch, image_size=cfg["image_size"], epochs=cfg["epochs"], val_every=val_every,
+                    evaluated=val + 5 * sizes.case2_test,   # validation: original view; test: 5 TTA views
                     channels=sizes.channels1 if cfg["dataset"] == "dataset1" else sizes.channels2,
-                    fits=[(cfg["epochs"] * per_epoch, 0, cfg["epochs"] * val, None, cfg["optimizer"])])
+                    fits=[(cfg["epochs"] * per_epoch, 0, validations * val, None, cfg["optimizer"])])
     elif kind == "06_explain":
         cfg, pre = resolve("explain", profile, **_given(p, "explain", profile=profile)), _pretrain_cfg(run, profile)
         train, _, test = case1_counts(sizes.dataset1[0], cfg["probe_rate"])
@@ -349,7 +357,8 @@ def estimate(runs: list, profile: str, throughput: float = DEFAULT_THROUGHPUT, d
                    **simclr_memory(c["arch"], c["image_size"], w["channels"], c["batch_size"], c["hidden"], c["out_dim"])}
         rows.append({"stage": run.stage, "notebook": run.entry.name, "run": run.run_id, "arch": w["arch"],
                      "point": ", ".join(f"{k} {v}" for k, v in run.grid.items() if k != "seed") or run.run_id,
-                     "image_size": w["image_size"], "epochs": w.get("epochs"), "images_trained": trained,
+                     "image_size": w["image_size"], "epochs": w.get("epochs"), "val_every": w.get("val_every", 1),
+                     "images_trained": trained,
                      "images_frozen": frozen, "images_evaluated": evaluated,
                      "eval_share": evaluated / passes if passes else 0.0, "flops": passes * flops,
                      "gpu_seconds": passes * ratio / (TRAIN_PASSES * throughput), "trains": trained + frozen > 0,
@@ -445,7 +454,10 @@ def format_estimate(est: Estimate, profile: str, report_note: str = "") -> str:
                   f"momentum) on one GPU; {fits}. Basis: the tensors autograd saves, measured on CPU in float32 and "
                   "halved for bf16; workspaces and fragmentation not counted."]
     lines += ["", "Assumptions: sizes from the profile and the dataset specs, not from disk; a trained image costs "
-              f"{TRAIN_PASSES} forward passes; validation every epoch; 5 TTA views on validation and test; "
+              f"{TRAIN_PASSES} forward passes; Cases 1/3 validate every epoch and score validation and test with "
+              "5 TTA views; Cases 2/4 validate every val_every-th epoch and the last (case2_val_every's rule "
+              "unless the run gives val_every), then score validation from the original view and the test set "
+              "with 5 TTA views; "
               "one run per GPU at a time; preprocessing (CPU) not counted; the throughput holds at every batch "
               "size (it was measured at 256: smaller batches, Case1's 32 and Case3's 64, run slower per image on a "
               "large GPU, so their hours are a lower bound)."]
