@@ -142,7 +142,7 @@ def fit(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer
             ``"val_auc"``, ``"val_f1"``, ``"val_loss"``; lower is better for a name ending
             in ``loss``, higher for any other; an epoch with NaN loses to any number.
             ``None`` (default): ``"val_auc"`` when ``figures`` give an AUC, else
-            ``"val_loss"``. A name the figures do not give raises at the first epoch,
+            ``"val_loss"``. A name the figures do not give raises at the first validated epoch,
             before its checkpoint is written.
         threshold: decision threshold passed to ``figures``.
         resume_ignore: config keys that may differ on resume (by default ``epochs``, so a
@@ -177,7 +177,7 @@ def fit(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer
     Raises:
         ValueError: epochs < 0, val_every < 1, resume without checkpoint_dir, checkpoint_every < 0, a
             best_metric not named ``val_*`` (at once) or not given by the figures (at the
-            first epoch).
+            first validated epoch).
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
