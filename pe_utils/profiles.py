@@ -119,6 +119,15 @@ class Pretrain:
     num_workers: int
     n_show: int
     crop: tuple[float, float, float, float] | None
+    # the two views (pe_utils.data.augment.SimCLRViews' arguments, without "view_")
+    view_crop_scale: tuple[float, float]
+    view_crop_ratio: tuple[float, float]
+    view_contrast: float
+    view_brightness: float
+    view_jitter_probability: float
+    view_blur_probability: float
+    view_blur_sigma: tuple[float, float]
+    view_blur_kernel: float
 
 
 @dataclass(frozen=True)

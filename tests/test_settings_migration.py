@@ -4,7 +4,8 @@
 :data:`pe_utils.profiles.PROFILES`, Table 6.3's :data:`pe_utils.experiments.case2.EXPERIMENTS`
 and the module's constants, written from the dict-built profiles before they moved to TOML
 (``python tests/test_settings_migration.py`` wrote it; rewriting it now would only compare the
-files with themselves). Each value is stored with its type (:func:`encode`): ``1``, ``1.0`` and
+files with themselves; a setting added since, such as the pretraining's ``view_*``, is added to it
+with its value, every other value checked unchanged). Each value is stored with its type (:func:`encode`): ``1``, ``1.0`` and
 ``True`` differ, a tuple is not a list, and a dict keeps the types of its keys.
 """
 from __future__ import annotations

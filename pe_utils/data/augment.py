@@ -128,8 +128,10 @@ class SimCLRViews:
     """Two random views of each image for contrastive pretraining (THESIS 4.2).
 
     THESIS 4.2 names the three augmentations: random crop and resize, contrast distortion
-    (the images are gray: no colour), Gaussian blur. The numbers are *our choice* where the
-    thesis gives none; SimCLR's (Chen et al. 2020, appendix A) are given for each.
+    (the images are gray: no colour; 4.2.1: "contrast distortion only"), Gaussian blur. The
+    numbers are *our choice* where the thesis gives none; SimCLR's (Chen et al. 2020, appendix
+    A) are given for each. Each profile's ``pretrain`` section sets them (``view_*``): the
+    thesis profile has no brightness jitter, the CPU profiles add it (*our choice*).
 
     Args:
         crop_scale: crop area as a fraction of the image, uniform in this range. *Our
@@ -140,8 +142,8 @@ class SimCLRViews:
         contrast: contrast factor uniform in [1 - contrast, 1 + contrast] about each image's
             mean. *Our choice* 0.4 = SimCLR's 0.8 x strength s with s = 0.5 (their
             CIFAR-10 strength).
-        brightness: brightness factor uniform in [1 - brightness, 1 + brightness]; 0.4 as
-            ``contrast``.
+        brightness: brightness factor uniform in [1 - brightness, 1 + brightness]; 0 turns it
+            off (the thesis's views); the default 0.4 as ``contrast``.
         jitter_probability: probability of the brightness/contrast jitter; SimCLR's 0.8.
         blur_probability: probability of the blur; SimCLR's 0.5.
         blur_sigma: blur sigma in pixels, uniform in this range; SimCLR's 0.1-2.0.
@@ -224,8 +226,10 @@ class SimCLRViews:
         return self.view(x, keys, 0), self.view(x, keys, 1)
 
     def __repr__(self) -> str:
-        return (f"SimCLRViews(crop_scale={self.crop_scale}, contrast={self.contrast}, "
-                f"brightness={self.brightness}, blur_sigma={self.blur_sigma})")
+        return (f"SimCLRViews(crop_scale={self.crop_scale}, crop_ratio={self.crop_ratio}, "
+                f"contrast={self.contrast}, brightness={self.brightness}, "
+                f"jitter_probability={self.jitter_probability}, blur_probability={self.blur_probability}, "
+                f"blur_sigma={self.blur_sigma}, blur_kernel={self.blur_kernel})")
 
 
 def tta_views(x: torch.Tensor) -> list[torch.Tensor]:

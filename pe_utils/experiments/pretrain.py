@@ -101,7 +101,13 @@ def pretrain_loader(cache: Any, cfg: dict, device: torch.device | str = "cpu", r
                             collate_fn=dataset.collate_batch,
                             generator=torch.Generator().manual_seed(int(cfg["seed"])))
     # the crop (pe_utils.data.crop) is Case1's box, so the encoder pretrains on the slices fine-tuning sees
-    return DeviceLoader(slices, device, pairs=SimCLRViews(), image_size=cfg["image_size"], crop=cfg.get("crop"))
+    return DeviceLoader(slices, device, pairs=simclr_views(cfg), image_size=cfg["image_size"], crop=cfg.get("crop"))
+
+
+def simclr_views(cfg: dict) -> SimCLRViews:
+    """The two views of the profile's ``pretrain`` section (its ``view_*`` settings): the thesis's
+    crop, contrast distortion and blur (4.2, 4.2.1); a profile may add brightness (our choice)."""
+    return SimCLRViews(**{k.removeprefix("view_"): v for k, v in cfg.items() if k.startswith("view_")})
 
 
 def pretrain_setup(cfg: dict, in_channels: int = 1, distributed: bool = False):
