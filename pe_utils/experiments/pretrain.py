@@ -46,13 +46,23 @@ def snapshot_name(epoch: int) -> str:
     return f"simclr_epoch{int(epoch):03d}.pt"
 
 
-def pretrain_config(profile: str, **given: Any) -> dict[str, Any]:
+def pretrain_config(profile: str, dataset: str = "dataset1", **given: Any) -> dict[str, Any]:
     """The profile's ``pretrain`` section with every non-``None`` given value on top.
 
+    Case4's pretraining (``dataset`` Dataset2's, 5.2) learns the encoder that Case2's one-step
+    fine-tuning reads, so its views come from Case2's input: the whole slice (no crop) at the
+    ``case2`` section's image size, unless ``image_size`` is given. In the thesis profile both
+    are 128 px whole slices already; the CPU demo's Case3 pretrains on Case1's crop at 32 px.
+
     Raises:
-        ValueError: unknown profile.
+        ValueError: unknown profile, or a given name the section lacks.
     """
-    return resolve("pretrain", profile, **given)
+    cfg = resolve("pretrain", profile, **given)
+    if str(dataset).startswith("dataset2"):
+        cfg["crop"] = None
+        if given.get("image_size") is None:
+            cfg["image_size"] = resolve("case2", profile)["image_size"]
+    return cfg
 
 
 def pretrain_loader(cache: Any, cfg: dict, device: torch.device | str = "cpu", rank: int = 0,
