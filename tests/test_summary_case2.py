@@ -287,3 +287,22 @@ def test_tta_figures_sit_beside_the_main_ones_where_runs_recorded_them():
     plain = case24_runs(pd.DataFrame([_run("case2", 100, 0, 0.8)]))
     assert "AUC (TTA)" not in table_6_4(plain, TABLE_6_4).columns.get_level_values(0)
     assert list(exam_level_table(plain).columns) == ["image AUC", "exam AUC (max)", "exam AUC (top k)"]
+
+
+@pytest.mark.parametrize("folders, words, better", [
+    (["p/seed0", "p/seed1", "p/seed2"], "pretrained with its own seed", "contrastive better (n=3"),
+    (["p/one", "p/one", "p/one"], "fine-tune one pretrained encoder", "contrastive better for one pretrained encoder"),
+])
+def test_the_verdict_says_whether_the_pretraining_varies_between_pairs(folders, words, better):
+    """One encoder per seed: the pairs cover the pretraining's randomness; one for all: the verdict
+    is about that encoder, and the notes say so."""
+    from pe_utils.experiments.summary_case2_paired import pretraining_note
+
+    rows = [_run("case2", 100, s, a) for s, a in ((0, 0.80), (1, 0.82), (2, 0.81))]
+    rows += [_run("case4", 100, s, a, pretrained_from=f"{folder}/simclr.pt")
+             for (s, a), folder in zip(((0, 0.90), (1, 0.93), (2, 0.91)), folders)]
+    runs = case24_runs(pd.DataFrame(rows))
+    assert words in pretraining_note(runs)
+    assert any(words in n for n in case24_notes(runs, "thesis"))
+    auc = paired_comparison(runs, metrics=("auc",)).iloc[0]
+    assert auc["verdict"].startswith(better)

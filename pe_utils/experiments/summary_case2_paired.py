@@ -12,6 +12,7 @@ pairs (the fractions of one seed are nested subsets, not independent repeats).
 """
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Any, Sequence
 
 import pandas as pd
@@ -73,6 +74,36 @@ def verdict(diff: dict[str, Any], alpha: float = 0.05) -> str:
     return text
 
 
+def encoders_per_seed(runs: pd.DataFrame) -> tuple[int, int]:
+    """``(seeds, encoders)`` of the default contrastive runs: how many seeds, and how many distinct
+    pretrained encoders (``pretrained_from``'s folders) they fine-tuned; ``(0, 0)`` without them."""
+    if not len(runs) or "pretrained_from" not in runs:
+        return 0, 0
+    contrastive = runs[(runs["method"] == "contrastive") & runs["experiment"].isna()]
+    if not len(contrastive):
+        return 0, 0
+    folders = {str(PurePath(str(p)).parent) for p in contrastive["pretrained_from"].dropna()}
+    return int(contrastive["seed"].nunique()), len(folders)
+
+
+def pretraining_note(runs: pd.DataFrame) -> str:
+    """What varies between the pairs, in words: whether each seed's contrastive run fine-tuned an
+    encoder pretrained with that seed, or all of them one encoder (then a verdict holds for that
+    pretraining only: the thesis's "the method, or the randomness" is half answered)."""
+    seeds, encoders = encoders_per_seed(runs)
+    if seeds < 2:
+        return ""
+    if encoders == 1:
+        return (f"All {seeds} seeds fine-tune one pretrained encoder: a pair varies the patient split, the "
+                "training subset, the new head's initialisation and the augmentation, not the pretraining, "
+                "so a verdict below holds for that one encoder, not for the method.")
+    if encoders >= seeds:
+        return (f"Each of the {seeds} seeds fine-tunes an encoder pretrained with its own seed: a pair varies "
+                "the pretraining too, so a verdict below covers the pretraining's randomness.")
+    return (f"The {seeds} seeds fine-tune {encoders} pretrained encoders: some pairs share one, so the "
+            "pretraining's randomness is only partly covered.")
+
+
 def paired_comparison(runs: pd.DataFrame, metrics: Sequence[str] = METRICS, confidence: float = 0.95
                       ) -> pd.DataFrame:
     """Per fraction and metric, the paired difference contrastive - supervised over seeds.
@@ -82,8 +113,16 @@ def paired_comparison(runs: pd.DataFrame, metrics: Sequence[str] = METRICS, conf
         then :data:`ALL_FRACTIONS` when two fractions or more
         are complete for every paired seed), ``metric``, :func:`pe_utils.paired_difference`'s
         keys (``mean, low, high, n, sd, p_value, test, wilcoxon_p, reason``), ``verdict`` and
-        ``fractions`` (what the pooled row averages).
+        ``fractions`` (what the pooled row averages). A verdict that one method is better says
+        so "for one encoder" when every seed fine-tuned the same pretraining (:func:`pretraining_note`).
     """
+    seeds, encoders = encoders_per_seed(runs)
+    shared = " for one pretrained encoder" if seeds > 1 and encoders == 1 else ""
+
+    def said(d: dict) -> str:
+        text = verdict(d, 1 - confidence)
+        return text.replace(" better (", f" better{shared} (", 1) if shared else text
+
     rows = []
     for m in metrics:
         pairs = seed_pairs(runs, m)
@@ -91,7 +130,7 @@ def paired_comparison(runs: pd.DataFrame, metrics: Sequence[str] = METRICS, conf
             if part["contrastive"].isna().all() or part["supervised"].isna().all():
                 continue   # one method only: case24_notes says what runs the other
             d = paired_difference(part["contrastive"], part["supervised"], confidence)
-            rows.append(dict(fraction=fraction, metric=m, **d, verdict=verdict(d, 1 - confidence), fractions=""))
+            rows.append(dict(fraction=fraction, metric=m, **d, verdict=said(d), fractions=""))
         both = pairs.dropna(subset=["contrastive", "supervised"])
         wide = both.pivot(index="seed", columns="fraction", values=["contrastive", "supervised"])
         complete = [f for f in fraction_order(both["fraction"])
@@ -100,8 +139,7 @@ def paired_comparison(runs: pd.DataFrame, metrics: Sequence[str] = METRICS, conf
             a = wide["contrastive"][complete].mean(axis=1)
             b = wide["supervised"][complete].mean(axis=1)
             d = paired_difference(a, b, confidence)
-            rows.append(dict(fraction=ALL_FRACTIONS, metric=m, **d, verdict=verdict(d, 1 - confidence),
-                             fractions=", ".join(complete)))
+            rows.append(dict(fraction=ALL_FRACTIONS, metric=m, **d, verdict=said(d), fractions=", ".join(complete)))
     return pd.DataFrame(rows, columns=["fraction", "metric", "mean", "low", "high", "n", "sd", "p_value", "test",
                                        "wilcoxon_p", "reason", "verdict", "fractions"])
 
@@ -167,6 +205,8 @@ def case24_notes(runs: pd.DataFrame, profile: str = "demo") -> list[str]:
         which = [f"seed {int(r.seed)} at {r.fraction} % ({'supervised' if pd.isna(r.contrastive) else 'contrastive'}"
                  f" only)" for r in lone_seeds.itertuples()]
         notes.append(f"Left out of the paired comparison (no partner with the same seed): {'; '.join(which)}.")
+    if note := pretraining_note(runs):
+        notes.append(note)
     ablation = set(runs.loc[runs["experiment"].notna(), "experiment"].astype(int)) if len(runs) else set()
     missing = [e for e in range(1, 14) if e not in ablation]
     if missing:
