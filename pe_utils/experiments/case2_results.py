@@ -115,7 +115,7 @@ def results_table(result: dict[str, Any]) -> pd.DataFrame:
 def exam_auc_table(result: dict[str, Any]) -> pd.DataFrame:
     """Image-level against exam-level AUC (max and top-k mean) on the test set: ``AUC`` from the
     original view, ``AUC (TTA)`` beside it where the result has TTA's figures."""
-    rows = ("image level", "exam level, max", f"exam level, mean of top {result['exam_topk']}")
+    rows = ("image level", "exam (sampled slices), max", f"exam (sampled slices), mean of top {result['exam_topk']}")
     table = {"AUC": dict(zip(rows, (result["auc"], result["exam_auc_max"], result["exam_auc_topk"])))}
     if result.get("auc_tta") is not None:
         table["AUC (TTA)"] = dict(zip(rows, (result["auc_tta"], result.get("exam_auc_max_tta"),
