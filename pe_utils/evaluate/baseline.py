@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..data.splits import LABEL
 from .metrics import binary_metrics
+from .neighbours import nearest_label, neighbour_features
 from .triaging import annotation_workload
 
 __all__ = ["nearest_annotated_labels", "baseline_metrics"]
@@ -44,8 +45,10 @@ def nearest_annotated_labels(index: pd.DataFrame, split, label_col: str = LABEL)
         Nearest by ``slice_index``; ties go to the smaller ``slice_index``.
 
     Raises:
-        ValueError: a missing column, ``split`` not aligned with ``index``, or a series with
-            test slices but no annotated slice (the periodic split always keeps one).
+        ValueError: a missing column, ``split`` not aligned with ``index``, a series with
+            test slices but no annotated slice (the periodic split always keeps one), or as
+            :func:`pe_utils.evaluate.neighbours.neighbour_features` (annotated labels other
+            than 0/1, two rows of a series at the same ``slice_index``).
     """
     missing = {"SeriesInstanceUID", "slice_index", label_col} - set(index.columns)
     if missing:
@@ -53,26 +56,15 @@ def nearest_annotated_labels(index: pd.DataFrame, split, label_col: str = LABEL)
     split = np.asarray(split).astype(str)
     if split.shape != (len(index),):
         raise ValueError(f"split has {split.size} entries for {len(index)} rows")
-    series = index["SeriesInstanceUID"].astype(str).to_numpy()
-    position = index["slice_index"].to_numpy(dtype=np.int64)
-    labels = index[label_col].to_numpy()
-    annotated = np.isin(split, ANNOTATED)
     test = np.flatnonzero(split == "test")
-    out = np.empty(len(test), dtype=np.int64)
-    for uid in np.unique(series[test]):
-        rows = np.flatnonzero(annotated & (series == uid))
-        if rows.size == 0:
-            raise ValueError(f"series {uid} has test slices but no annotated slice")
-        rows = rows[np.argsort(position[rows], kind="stable")]
-        known = position[rows]                                     # (A,) sorted slice indices
-        where = np.flatnonzero(series[test] == uid)                # positions in the test order
-        s = position[test[where]]                                  # (T,) their slice indices
-        right = np.clip(np.searchsorted(known, s), 0, known.size - 1)
-        left = np.clip(right - 1, 0, known.size - 1)
-        # <=: a tie goes to the earlier (left) slice
-        pick = np.where(np.abs(s - known[left]) <= np.abs(known[right] - s), left, right)
-        out[where] = labels[rows[pick]].astype(np.int64)
-    return out
+    # the neighbour search is neighbours.py's, shared with the neighbour-aware triage
+    features = neighbour_features(index, np.isin(split, ANNOTATED), test, index[label_col].to_numpy())
+    picked = nearest_label(features)
+    lonely = np.isnan(picked)
+    if lonely.any():
+        uid = index["SeriesInstanceUID"].astype(str).to_numpy()[test[np.argmax(lonely)]]
+        raise ValueError(f"series {uid} has test slices but no annotated slice")
+    return picked.astype(np.int64)
 
 
 def baseline_metrics(index: pd.DataFrame, split, label_col: str = LABEL) -> dict[str, Any]:
