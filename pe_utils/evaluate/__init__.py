@@ -16,6 +16,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "thresholds": ("widest_perfect_thresholds", "validation_thresholds", "compare_threshold_choices"),
     "conformal": ("conformal_sets", "conformal_thresholds", "sets_to_triage"),
     "baseline": ("nearest_annotated_labels", "baseline_metrics"),
+    "neighbours": ("NEIGHBOUR_RULES", "neighbour_features", "neighbour_probability", "nearest_label"),
     "embeddings": ("augmented_views", "representations", "reduce_2d", "clustering_scores", "linear_probe_auc"),
     "exams": ("EXAM_HOWS", "exam_scores", "exam_labels", "exam_level_auc"),
     "intervals": ("WILCOXON_MIN_PAIRS", "mean_interval", "paired_difference", "seeds_to_resolve"),
