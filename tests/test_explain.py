@@ -39,7 +39,7 @@ def test_find_runs_picks_the_smallest_seed_then_the_newest_and_names_what_is_mis
     runs, missing = find_runs(tmp_path, "smoke")
     assert [(r["figure"], r["case"], r["value"], r["run_dir"]) for r in runs] == [("ours", "case1", "9/10", new)]
     assert any("Case1 (supervised), 1/4" in m and "--cases 01 --rates 1/4" in m for m in missing)
-    assert any(m.startswith("Case2 (supervised, experiment 11), 100 %") and m.endswith("--cases 04`") for m in missing)
+    assert any(m.startswith("Case2 (supervised), experiment 11, 100 %") and m.endswith("--cases 04`") for m in missing)
     assert any("Case4 (contrastive), 10 %" in m and m.endswith("--cases 05`") for m in missing)
     # ours: 3 points; Fig 6.20: 1; Figs 6.21-6.22: 4 (nothing ran, so nothing stands in: no substitution sentence)
     assert len(missing) == 8 and not any("shown instead" in m for m in missing)
@@ -163,7 +163,7 @@ def test_thesis_figures_draw_case2_and_case4_on_the_same_four_slices(tmp_path, s
     common = dict(profile="smoke", test_cache_dir=smoke_cache, cam_layer="layer2")
     fig20, scored, note = gradcam_comparison(runs, "6.20", **common)
     assert note is None and fig20["title"].startswith("Fig 6.20")
-    assert fig20["col_titles"] == ["Case2 (supervised, experiment 11), 100 % of the training set"]
+    assert fig20["col_titles"] == ["Case2 (supervised), experiment 11, 100 % of the training set"]
     assert fig20["row_titles"] == ["slice 1: embolus", "slice 2: embolus", "slice 3: no embolus", "slice 4: no embolus"]
     assert [s["train_fraction"] for s in scored] == [100.0] and scored[0]["n"] > 0
     panels, scores, note = gradcam_comparison(runs, "6.21-6.22", **common, scored=scored)
@@ -180,6 +180,8 @@ def test_thesis_figures_draw_case2_and_case4_on_the_same_four_slices(tmp_path, s
     assert sorted((s["case"], s["train_fraction"]) for s in scores) == [("case2", 25.0), ("case4", 25.0), ("case4", 100.0)]
     grid = gradcam_grid(**panels)
     assert "Figs 6.21-6.22" in grid.layout.title.text and [t.type for t in grid.data].count("heatmap") == 16
+    head = gradcam_grid(**fig20).layout.annotations[0].text  # the method, then the setting, on two lines
+    assert head.startswith("<b>Case2 (supervised)<br>experiment 11, 100 % of the training set</b>")
 
 
 def test_probe_slices_one_seen_three_new_phantom_patients(smoke_cache):

@@ -41,7 +41,7 @@ from .explain import network_inputs, show_slices
 
 #: the Grad-CAM figures, the thesis's then ours: {figure: {case: (notebook number, setting, values, method)}}
 COMPARISONS: dict[str, dict[str, tuple[str, str, tuple, str]]] = {
-    "6.20": {"case2": ("04", "train_fraction", (100.0,), "supervised, experiment 11")},
+    "6.20": {"case2": ("04", "train_fraction", (100.0,), "supervised")},
     "6.21-6.22": {"case2": ("04", "train_fraction", (90.0, 10.0), "supervised"),
                   "case4": ("05", "train_fraction", (90.0, 10.0), "contrastive")},
     "ours": {"case1": ("01", "sampling_rate", ("9/10", "1/4"), "supervised"),
@@ -51,6 +51,8 @@ COMPARISONS: dict[str, dict[str, tuple[str, str, tuple, str]]] = {
 FIGURE_TITLES = {"6.20": ("Fig 6.20", "Fig 6.20: Grad-CAM of Case2 (Table 6.3's experiment 11)"),
                  "6.21-6.22": ("Figs 6.21-6.22", "Figs 6.21-6.22: Grad-CAM of Case2 against Case4"),
                  "ours": ("Case1 against Case3", "Beyond the thesis: Grad-CAM of Case1 against Case3")}
+#: what a figure's column titles say before the setting: Fig 6.20's model is Table 6.3's experiment 11
+LABEL_NOTES = {"6.20": "experiment 11, "}
 NOTEBOOK_CASE = {"01_case1_supervised": "case1", "03_case3_finetune": "case3"}
 
 
@@ -138,7 +140,7 @@ def find_runs(reports_dir: str | Path, profile: str | None = None, seed: int | N
             for case, (number, key, _, method) in cases.items():
                 hits = [(t, m, d) for t, m, d in found if _eligible(m, case) and _same(m.get(key), value)
                         and (seed is None or m.get("seed") == seed)]
-                label = f"{case.capitalize()} ({method}), {_setting_text(key, value)}"
+                label = f"{case.capitalize()} ({method}), {LABEL_NOTES.get(figure, '')}{_setting_text(key, value)}"
                 label += f" (for the thesis's {_pct(thesis)})" if [value] != thesis else ""
                 if not hits:
                     # a fraction outside the profile's grid would be refused by --fractions: the whole grid runs
