@@ -152,6 +152,9 @@ def test_show_slices_from_four_patients_when_the_test_set_has_them():
 
 
 def test_thesis_figures_draw_case2_and_case4_on_the_same_four_slices(tmp_path, smoke_cache):
+    import pandas as pd
+
+    from pe_utils.experiments.explain import explain_record
     from pe_utils.experiments.explain_runs import find_runs, gradcam_comparison
     from pe_utils.learn import build_classifier
     from pe_utils.report.figures_explain import gradcam_grid
@@ -180,6 +183,12 @@ def test_thesis_figures_draw_case2_and_case4_on_the_same_four_slices(tmp_path, s
     assert sorted((s["case"], s["train_fraction"]) for s in scores) == [("case2", 25.0), ("case4", 25.0), ("case4", 100.0)]
     grid = gradcam_grid(**panels)
     assert "Figs 6.21-6.22" in grid.layout.title.text and [t.type for t in grid.data].count("heatmap") == 16
+    record = explain_record(profile="smoke", seed=0, pretrain_dir=None, n_views=2, slices=pd.DataFrame(),
+                            representations_table=pd.DataFrame(), probe_rate="1/2", localisation=scored + scores,
+                            notes=[note, "Case1 against Case3: no finished run"], missing=missing, dilate_px=2,
+                            seconds=1.0)
+    assert record["missing_runs"][0] == note  # the substitution is recorded once, among the runs not found
+    assert record["localisation_note"] == "Case1 against Case3: no finished run"
     head = gradcam_grid(**fig20).layout.annotations[0].text  # the method, then the setting, on two lines
     assert head.startswith("<b>Case2 (supervised)<br>experiment 11, 100 % of the training set</b>")
 

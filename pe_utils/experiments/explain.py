@@ -257,7 +257,13 @@ def localisation_table(scores: list[dict]) -> pd.DataFrame:
 def explain_record(*, profile: str, seed: int, pretrain_dir, n_views: int, slices: pd.DataFrame,
                    representations_table: pd.DataFrame, probe_rate: str, localisation: list[dict],
                    notes: list[str], missing: list[str], dilate_px: int, seconds: float) -> dict[str, Any]:
-    """Notebook 06's ``metrics.json`` (schema ``"explain"``, keys in ``EXPLAIN_KEYS``), not yet written."""
+    """Notebook 06's ``metrics.json`` (schema ``"explain"``, keys in ``EXPLAIN_KEYS``), not yet written.
+
+    ``notes``: the Grad-CAM figures' notes, a line each; a line also in ``missing`` (a fraction
+    shown for the thesis's) stays there only, so ``localisation_note`` says what was not scored.
+    """
+    said = set(missing)
+    notes = [line for note in notes for line in str(note).splitlines() if line not in said]
     return {"notebook": "06_explain", "profile": profile, "seed": int(seed),
             "pretrain_dir": None if pretrain_dir is None else str(pretrain_dir), "n_views": int(n_views),
             "slices": slices.to_dict("records"), "representations": representations_table.to_dict("records"),

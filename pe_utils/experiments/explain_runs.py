@@ -317,8 +317,8 @@ def gradcam_comparison(runs: list[dict], figure: str, profile: str, cache_dir=No
 
     Returns:
         ``(panels, scores, note)``: the arguments of :func:`pe_utils.gradcam_grid`, title included
-        (None when no run), the scores per model (empty without masks) and a note: what stands in
-        for the thesis's settings, what was not scored (None when nothing is to be said).
+        (None when no run), the scores per model (empty without masks) and a note, a line each: what
+        stands in for the thesis's settings, what was not scored (None when nothing is to be said).
     """
     members = [r for r in runs if r["figure"] == figure]
     if not members:
@@ -351,4 +351,4 @@ def gradcam_comparison(runs: list[dict], figure: str, profile: str, cache_dir=No
                      "shown, not scored")
     if not same:
         notes.append("the models' test sets share no such slices: each shows its own")
-    return panels, [o["scores"] for o in out if o["scores"]], "; ".join(notes) or None
+    return panels, [o["scores"] for o in out if o["scores"]], "\n".join(notes) or None
