@@ -23,6 +23,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "transforms": ("train_transform", "eval_transform"),
     "augment": ("AffineAugment", "SimCLRViews", "tta_views", "TTA_VIEW_NAMES"),
     "slices": ("CacheSlices", "DeviceLoader"),
+    "context": ("context_rows", "center_channel"),
     "defaults": ("ensure_default_data", "prepare_cache"),
     "dataset2": ("DATASETS", "ensure_dataset2", "prepare_dataset2", "dataset_cache", "dataset2_specs",
                  "subset_1609_rows"),
