@@ -30,22 +30,43 @@ class CacheSlices(CacheDataset):
     Args:
         images, labels, indices, seed: as :class:`pe_utils.data.datasets.CacheDataset`
             (no ``transform``, no ``image_size``: the device does both).
+        context: ``None`` (default): one slice per item (the thesis). Else the 2.5D table
+            ``(N, 2k + 1)`` of :func:`pe_utils.data.context.context_rows` over the whole cache
+            (row i = image i): each item's image is the stack of those rows' images as channels,
+            neighbour-major, the slice itself in the middle
+            (:func:`pe_utils.data.context.center_channel` takes it back out). Labels and keys
+            stay the slice's own.
 
-    Items: ``(x, y, key)``: ``x`` uint8 ``(C, H, W)`` (C = 1 for a gray cache), ``y``
-    float32 scalar, ``key`` int64 ``(3,)`` = ``[seed, epoch, position]``. A DataLoader from
+    Items: ``(x, y, key)``: ``x`` uint8 ``(C', H, W)`` with ``C' = (2k + 1) * C`` (C = 1 for
+    a gray cache, k = 0 without ``context``), ``y`` float32 scalar, ``key`` int64 ``(3,)`` =
+    ``[seed, epoch, position]``. A DataLoader from
     :func:`pe_utils.data.datasets.make_loader` fetches a whole batch at once
-    (:meth:`__getitems__`): ``(x (B, C, H, W) uint8, y (B,), keys (B, 3))``.
+    (:meth:`__getitems__`): ``(x (B, C', H, W) uint8, y (B,), keys (B, 3))``.
 
     Raises:
-        ValueError: as :class:`CacheDataset`.
+        ValueError: as :class:`CacheDataset`; a ``context`` table not ``(N, odd)`` integers in
+            ``[0, N)`` with row i in its middle column.
     """
 
     #: make_loader passes this as ``collate_fn``: __getitems__ returns the batch collated
     collate_batch = staticmethod(lambda batch: batch)
 
     def __init__(self, images: np.ndarray, labels: Sequence[float] | np.ndarray,
-                 indices: Sequence[int] | np.ndarray | None, seed: int = 0) -> None:
+                 indices: Sequence[int] | np.ndarray | None, seed: int = 0,
+                 context: np.ndarray | None = None) -> None:
         super().__init__(images, labels, indices, transform=None, image_size=None, seed=seed)
+        self.context = None if context is None else _check_context(np.asarray(context), len(images))
+
+    @property
+    def k(self) -> int:
+        """Neighbours on each side (0: the single slice)."""
+        return 0 if self.context is None else self.context.shape[1] // 2
+
+    @property
+    def channels(self) -> int:
+        """Channels of an item: ``(2k + 1) * C``."""
+        c = 1 if self.images.ndim == 3 else int(self.images.shape[1])
+        return (2 * self.k + 1) * c
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x, y, keys = self.__getitems__([i])
@@ -55,17 +76,38 @@ class CacheSlices(CacheDataset):
         """One batch: ``(x (B, C, H, W) uint8, y (B,) float32, keys (B, 3) int64)``."""
         pos = np.asarray(positions, dtype=np.int64)
         rows = self.indices[pos]
-        # sorted rows read the memory map front to back; the order is put back afterwards
-        order = np.argsort(rows, kind="stable")
-        a = np.empty((len(rows),) + self.images.shape[1:], dtype=np.uint8)
-        a[order] = self.images[rows[order]]
-        x = torch.from_numpy(a)
+        if self.context is None:
+            # sorted rows read the memory map front to back; the order is put back afterwards
+            order = np.argsort(rows, kind="stable")
+            a = np.empty((len(rows),) + self.images.shape[1:], dtype=np.uint8)
+            a[order] = self.images[rows[order]]
+        else:
+            # each distinct row read once, front to back (neighbours are shared within a batch)
+            table = self.context[rows]                                    # (B, 2k + 1)
+            unique, inverse = np.unique(table.ravel(), return_inverse=True)
+            a = np.asarray(self.images[unique])[inverse]                  # (B * (2k + 1), [C,] H, W)
+            a = a.reshape((len(rows), -1) + self.images.shape[-2:])       # (B, (2k + 1) * C, H, W)
+        x = torch.from_numpy(np.ascontiguousarray(a))
         if x.ndim == 3:
             x = x.unsqueeze(1)  # (B, 1, H, W)
         keys = torch.empty((len(pos), 3), dtype=torch.int64)
         keys[:, 0], keys[:, 1] = self.seed, self.epoch
         keys[:, 2] = torch.from_numpy(pos)
         return x, torch.from_numpy(self.labels[pos]), keys
+
+
+def _check_context(table: np.ndarray, n: int) -> np.ndarray:
+    """``table`` as int64 if it is a context table over ``n`` cache rows, else ValueError."""
+    if table.ndim != 2 or table.shape[0] != n or table.shape[1] % 2 == 0:
+        raise ValueError(f"context must be ({n}, 2k + 1) (one row per cache image), got shape {table.shape}")
+    if not np.issubdtype(table.dtype, np.integer):
+        raise ValueError(f"context must hold row numbers (integers), got {table.dtype}")
+    table = table.astype(np.int64, copy=False)
+    if n and (table.min() < 0 or table.max() >= n):
+        raise ValueError(f"context rows out of range [0, {n})")
+    if not np.array_equal(table[:, table.shape[1] // 2], np.arange(n)):
+        raise ValueError("context's middle column must be each row itself (context_rows builds it so)")
+    return table
 
 
 class DeviceLoader:
