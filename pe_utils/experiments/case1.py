@@ -20,8 +20,8 @@ import pandas as pd
 import torch
 
 # through the wings' re-exports: a module moving inside a wing does not break this one
-from ..data import (AffineAugment, CacheDataset, CacheSlices, DeviceLoader, case1_split, eval_transform,
-                    load_cache, make_loader, parse_rate)
+from ..data import (AffineAugment, CacheDataset, CacheSlices, DeviceLoader, case1_split, context_rows,
+                    eval_transform, load_cache, make_loader, parse_rate)
 from ..learn import FocalLoss, build_optimizer, build_scheduler
 from ..profiles import SAMPLING_RATES, SMALL_RATES, resolve
 from .resume import cache_fingerprint
@@ -59,21 +59,39 @@ def case1_config(profile: str, sampling_rate: str | Fraction, **given: Any) -> t
         profile: ``"smoke"``, ``"demo"`` or ``"thesis"``.
         sampling_rate: as :func:`rate_name` takes it.
         **given: notebook parameters (``seed``, ``arch``, ``epochs``, ...); ``None`` means
-            "the profile's value".
+            "the profile's value". ``context`` (k >= 0, :mod:`pe_utils.data.context`): the
+            network reads each slice with its k neighbours on each side as channels (2.5D);
+            0, the default, is the thesis's single slice. No profile sets it yet (its
+            default comes from code: a profile may add ``case1.context`` later, read the same
+            way); ``cfg`` holds ``"context"`` only when it is not 0, so a single-slice run's
+            settings (its checkpoints' config, its record) stay as they were: read it with
+            ``cfg.get("context", 0)``.
 
     Returns:
         ``(cfg, rate_key, test_name)``: a new settings dict, ``"1/3"``, ``"Test33"``.
 
     Raises:
-        ValueError: unknown profile, or a bad rate.
+        ValueError: unknown profile, a bad rate, or a context not a whole number >= 0.
     """
     rate_key, test_name = rate_name(sampling_rate)
+    context = given.pop("context", None)
     cfg = resolve("case1", profile, **given)
+    context = _context_k(cfg.get("context", 0) if context is None else context)
+    cfg.pop("context", None)
+    if context:
+        cfg["context"] = context
     if given.get("epochs") is None and rate_key in (cfg.get("epochs_by_rate") or {}):
         cfg["epochs"] = int(cfg["epochs_by_rate"][rate_key])
     elif given.get("epochs") is None and rate_key in SMALL_RATES:
         cfg["epochs"] = cfg["epochs_small"]
     return cfg, rate_key, test_name
+
+
+def _context_k(value: Any) -> int:
+    """A context setting as an int >= 0, else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"context must be a whole number >= 0 (neighbours on each side), got {value!r}")
+    return int(value)
 
 
 @dataclass
@@ -90,9 +108,11 @@ class Case1Data:
     loaders: dict[str, DeviceLoader]    # train shuffled per epoch (augmented on the device); val, test in order
     n_dataset: int                      # images in the whole dataset
     n_training_stage: int               # train + val: annotated by hand up front
-    in_channels: int                    # 1 for a gray cache, 3 for RGB windows
+    in_channels: int                    # what the network reads: (2 * context + 1) * C, C = 1 gray | 3 RGB
     cache_dir: Path                     # the cache's folder (named when a resume is refused)
     fingerprint: dict[str, str | None]  # what identifies the cache's content (.resume)
+    context: int = 0                    # neighbours on each side (pe_utils.data.context); 0: one slice
+    context_table: np.ndarray | None = None  # (N, 2 * context + 1) cache rows, None when context is 0
 
     @property
     def pct_training_stage(self) -> float:
@@ -106,6 +126,9 @@ class Case1Data:
 
     def images(self, name: str, items: Sequence[int] | np.ndarray | None = None) -> list[np.ndarray]:
         """Items of split ``name`` as the network sees them (first channel), for galleries.
+
+        With a context (2.5D), the slice itself, never a neighbour: ``datasets`` hold the
+        single slices (the middle channels of the network's input).
 
         Args:
             name: ``"train"``, ``"val"`` or ``"test"``.
@@ -127,8 +150,12 @@ def case1_data(cache: Any, rate: str | Fraction, cfg: dict,
         cache: a :func:`pe_utils.load_cache` result, or its folder (str or Path).
         rate: the sampling rate (``"1/3"``, a Fraction or ``"Test33"``).
         cfg: from :func:`case1_config`; uses ``seed``, ``image_size``, ``batch_size``,
-            ``augment``, ``num_workers`` and ``crop`` (absent or None: the whole slice), the
-            same box for the training, validation and test batches and the galleries.
+            ``augment``, ``num_workers``, ``crop`` (absent or None: the whole slice), the
+            same box for the training, validation and test batches and the galleries, and
+            ``context`` (absent: 0): with k > 0 every split's loader gives each slice with its
+            k neighbours of the same series on each side as channels
+            (:func:`pe_utils.data.context.context_rows`, built once from the cache's index) and
+            ``in_channels`` is ``(2k + 1) * C``; ``datasets`` (galleries) keep the single slice.
         device: where batches go (pinned memory on CUDA).
 
     Returns:
@@ -137,11 +164,14 @@ def case1_data(cache: Any, rate: str | Fraction, cfg: dict,
         torch's global random state.
 
     Raises:
-        ValueError: a bad rate, or a cache whose index lacks the Case1 columns.
+        ValueError: a bad rate, a bad context, or a cache whose index lacks the Case1 columns
+            (or, with a context, has two rows at one slice of a series).
     """
     if isinstance(cache, (str, Path)):
         cache = load_cache(cache)
     index = cache.index
+    k = _context_k(cfg.get("context", 0))
+    table = context_rows(index, k) if k else None   # one table for every split
     labels = index.pe_present_on_image.to_numpy().astype(np.float32)
     split = case1_split(index, rate, seed=cfg["seed"])
     ids = {name: np.flatnonzero(split == name) for name in SPLITS}
@@ -153,7 +183,7 @@ def case1_data(cache: Any, rate: str | Fraction, cfg: dict,
     # training batches: the loader only slices uint8 rows; resizing and the thesis's augmentation
     # (AffineAugment, drawn per sample from (seed, epoch, index)) run batched on the device
     loaders = {name: DeviceLoader(
-                   make_loader(CacheSlices(cache.images, labels, ids[name], seed=cfg["seed"]),
+                   make_loader(CacheSlices(cache.images, labels, ids[name], seed=cfg["seed"], context=table),
                                batch_size=cfg["batch_size"], shuffle=(name == "train"), seed=cfg["seed"],
                                num_workers=cfg["num_workers"], device=device),
                    device, augment=AffineAugment() if (name == "train" and cfg["augment"]) else None,
@@ -163,8 +193,8 @@ def case1_data(cache: Any, rate: str | Fraction, cfg: dict,
     return Case1Data(
         rate_key=rate_key, test_name=test_name, index=index, labels=labels, split=split, ids=ids, datasets=datasets, loaders=loaders,
         n_dataset=len(index), n_training_stage=len(ids["train"]) + len(ids["val"]),
-        in_channels=1 if cache.images.ndim == 3 else int(cache.images.shape[1]),
-        cache_dir=Path(cache.dir), fingerprint=cache_fingerprint(cache),
+        in_channels=(2 * k + 1) * (1 if cache.images.ndim == 3 else int(cache.images.shape[1])),
+        cache_dir=Path(cache.dir), fingerprint=cache_fingerprint(cache), context=k, context_table=table,
     )
 
 
