@@ -11,6 +11,9 @@ around a pretrained encoder (:func:`pe_utils.case4_model`).
 Seeds pair the runs: one seed fixes the patient split, the fraction subset, the re-sampling and
 the loaders' order and augmentation, whether the model is Case2's or Case4's, so the paired
 difference of notebook 07 compares the two methods on the same data.
+
+The module is longer than 300 lines because it holds one idea whole: a Case2 run's training
+side, from its settings and data to its loss, schedule and validation cadence.
 """
 from __future__ import annotations
 
