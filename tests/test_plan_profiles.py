@@ -102,3 +102,19 @@ def test_case3_fine_tunes_both_encoders_of_figs_6_13_to_6_16(tmp_path):
     assert encoders("thesis") == sorted({(e, r) for e in (None, 75) for r in rates}, key=str)
     assert encoders("rehearse") == sorted({(e, r) for e in (None, 1) for r in rates}, key=str)
     assert {e for e, _ in encoders("demo")} == {None}
+
+
+def test_a_narrowed_batch_waits_only_for_the_runs_it_selected(tmp_path):
+    """Notebook 06 depends on 01, 03, 04 and 05: narrowed to one rate, fraction and seed it waits
+    for those runs only; with its upstream notebooks left out (--cases explain) for all of theirs."""
+    from pe_utils.batch.plan import find_plan
+
+    plan = load_plan(find_plan(REPO))
+    narrow = {"sampling_rate": ["1/4"], "train_fraction": ["5"], "seed": ["0"]}
+    runs = plan_runs(plan, out=tmp_path / "out", workdir=tmp_path, profile="thesis", narrow=narrow)[1]
+    explain = next(r for r in runs if r.entry.name == "06_explain")
+    assert sorted(d.name for d in explain.deps) == [
+        "01_case1_supervised/rate-1_4", "02_case3_pretrain/02_case3_pretrain", "03_case3_finetune/rate-1_4",
+        "04_case2_supervised/fraction-5-seed0", "05_case4_contrastive/fraction-5-seed0"]
+    alone = plan_runs(plan, out=tmp_path / "out", workdir=tmp_path, profile="thesis", cases=["explain"])[1]
+    assert len(alone[0].deps) == 1 + 7 + 7 + 55 + 55   # its input (02) and every run of 01, 03, 04, 05

@@ -152,7 +152,13 @@ def plan_runs(entries: list[Entry], *, out: Path, workdir: Path, profile: str,
         if entry.depends_on == "all":
             run.deps = [u for u in runs[:pos] if u.selected and u.entry is not entry]
         else:
-            run.deps = [u for name in entry.depends_on for u in upstream(name)]
+            # a notebook the batch selected counts by its selected runs (a batch narrowed with
+            # --rates, --fractions or --seeds does not wait for the runs it left out); one it left
+            # out entirely (--cases explain) by all its runs, made by earlier batches
+            run.deps = []
+            for name in entry.depends_on:
+                ups = upstream(name)
+                run.deps += [u for u in ups if u.selected] or ups
         params: dict[str, Any] = {"profile": profile}
         plumbing = {"output_dir": out / run.files()["output_dir"], "reports_dir": out}
         params.update({k: _rel(v, workdir) for k, v in plumbing.items() if k in entry.declared})
