@@ -197,7 +197,7 @@ EXPLAIN_KEYS: dict[str, str] = {
     "probe_rate": "Case1 sampling rate whose split the linear probe trains on (its training slices) and tests on (its test slices)",
     "localisation": "one row per model: model, case, sampling_rate or train_fraction, seed, run (its folder), energy_mean (mean share of the Grad-CAM energy inside the dilated clot mask, over every positive test slice), energy_chance (the dilated mask's share of the image: a uniform map's score), pointing_rate (share of those slices whose map maximum is inside the dilated mask), grid (the map's cells per side before upsampling), energy_perfect and pointing_perfect (the scores of a perfect map at that grid: 1 on the cells a clot touches, upsampled as Grad-CAM's are; the ceiling of energy_mean and pointing_rate), n, n_empty, dilate_px, cam_layer (layer4, the last block, the thesis's; or layer3, layer2, layer1), cam_grid (the grid as text, '6x6'), auc, oracle_workload_pct, practical_workload_pct (the run's own)",
     "localisation_note": "why some or all models were not scored (no clot masks in the cache: real data; no finished runs); null when all were",
-    "missing_runs": "the comparison runs not found, each with the command that makes it",
+    "missing_runs": "the comparison runs not found, each with the command that makes it, and the runs shown instead of a thesis fraction the batch did not run (in words)",
     "dilate_px": "radius of the mask dilation of the localisation scores, pixels at the network's input size",
     "seconds": "wall-clock seconds of the notebook's measurements",
 }
