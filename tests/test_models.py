@@ -20,7 +20,7 @@ def model():
     return build_classifier("resnet18", in_channels=1, dropout=0.5)
 
 
-@pytest.mark.parametrize("in_channels", [1, 3])
+@pytest.mark.parametrize("in_channels", [1, 3, 5])
 def test_output_and_feature_shapes(in_channels):
     m = build_classifier("resnet18", in_channels=in_channels).eval()
     x = torch.rand(2, in_channels, 32, 32)
@@ -64,7 +64,7 @@ def test_bias_prior_001_value():
     assert float(make_head(8, bias_prior=0.01)[-1].bias.detach()) == pytest.approx(-4.59512, abs=1e-5)
 
 
-@pytest.mark.parametrize("kwargs", [dict(arch="vgg16"), dict(in_channels=2), dict(dropout=1.0),
+@pytest.mark.parametrize("kwargs", [dict(arch="vgg16"), dict(in_channels=0), dict(dropout=1.0),
                                     dict(bias_prior=0.0), dict(bias_prior=1.5)])
 def test_bad_arguments_raise(kwargs):
     with pytest.raises(ValueError):

@@ -81,8 +81,9 @@ def build_classifier(arch: str = "resnet50", in_channels: int = 1, dropout: floa
 
     Args:
         arch: one of :data:`ARCHS` (resnet50 in the thesis; resnet18 for small runs).
-        in_channels: 1 (gray cache: ``conv1`` is replaced by a 1-channel one) or 3 (RGB
-            windows cache).
+        in_channels: 1 (gray cache: ``conv1`` is replaced by a 1-channel one), 3 (RGB
+            windows cache), or any other positive number: a 2.5D input of a slice and its
+            neighbours as channels (:func:`pe_utils.data.context.context_rows`).
         dropout: dropout before the final layer.
         bias_prior: pi of Eq. 5.2 (0.01 in Case2), or ``None``.
         weights: optional path to a local state_dict (see :func:`load_weights`); loaded
@@ -93,13 +94,13 @@ def build_classifier(arch: str = "resnet50", in_channels: int = 1, dropout: floa
         resnet10/18/34, 2048 for resnet50+) and ``.head``; ``forward`` gives logits ``(B,)``.
 
     Raises:
-        ValueError: unknown arch, in_channels not 1 or 3, bad dropout / bias_prior, or
+        ValueError: unknown arch, in_channels below 1, bad dropout / bias_prior, or
             weights that do not fit (see :func:`load_weights`).
     """
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
-    if in_channels not in (1, 3):
-        raise ValueError(f"in_channels must be 1 or 3, got {in_channels}")
+    if not isinstance(in_channels, int) or in_channels < 1:
+        raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
     import torchvision  # lazily: importing pe_utils' names must not cost torchvision's ~1.5 s
 
     if arch == "resnet10":
