@@ -1,0 +1,121 @@
+"""Case1 and Case3 beyond the thesis: triage that also reads what the series already says.
+
+The expert has labelled p of every q slices of each series; the network labels the rest one
+slice at a time. :mod:`pe_utils.evaluate.neighbours` combines each slice's TTA probability with
+the labels of its nearest annotated slices below and above (a fixed rule, no retraining, never
+a test label); this module runs the thesis's two-threshold triage on that combination beside the
+image-only triage and the rule that looks at no image (:mod:`pe_utils.evaluate.baseline`), so
+notebooks 01 and 03 show the three side by side and their ``metrics.json`` records them.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..evaluate import baseline_metrics, compare_threshold_choices, neighbour_features, neighbour_probability
+
+__all__ = ["neighbour_probs", "neighbour_choices", "triage_comparison", "neighbour_record", "neighbour_verdict"]
+
+
+def neighbour_probs(data, probs, val_probs, rule: str = "mean") -> tuple[np.ndarray, np.ndarray]:
+    """The test and validation probabilities combined with their neighbours' labels.
+
+    Args:
+        data: the run's :class:`pe_utils.experiments.case1.Case1Data` (index, split, labels, ids).
+        probs, val_probs: the network's TTA probabilities, in ``data.ids["test"]`` and
+            ``data.ids["val"]`` order (:func:`pe_utils.predict_tta` over the run's loaders).
+        rule: :data:`pe_utils.evaluate.neighbours.NEIGHBOUR_RULES`.
+
+    Returns:
+        ``(test, validation)`` probabilities. Only annotated slices' labels are read (the training
+        stage's: train and validation); a validation slice never sees its own.
+    """
+    annotated = np.asarray(data.split) != "test"
+    combined = []
+    for split, p in (("test", probs), ("val", val_probs)):
+        features = neighbour_features(data.index, annotated, data.ids[split], data.labels)
+        combined.append(neighbour_probability(p, features, rule))
+    return combined[0], combined[1]
+
+
+def neighbour_choices(data, probs, y_test, val_probs, y_val, alpha: float = 0.05,
+                      rule: str = "mean") -> pd.DataFrame:
+    """:func:`pe_utils.compare_threshold_choices` (oracle, validation, conformal) on the combined
+    probabilities: the same pairs, the same choices, the same workload as the image-only triage."""
+    test, val = neighbour_probs(data, probs, val_probs, rule)
+    return compare_threshold_choices(test, y_test, data.n_dataset, data.n_training_stage, val_probs=val,
+                                     val_labels=y_val, alpha=alpha)
+
+
+def _row(choices: pd.DataFrame, method: str) -> pd.Series:
+    return choices[choices["method"].astype(str).str.startswith(method)].iloc[0]
+
+
+def _pair_text(row: pd.Series, none: str) -> str:
+    return none if math.isnan(row.upper) else f"{row.upper:g}/{row.lower:g}"
+
+
+def triage_comparison(data, image_choices: pd.DataFrame, neighbour: pd.DataFrame,
+                      baseline: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Image-only triage, neighbour-aware triage and the no-image rule, one row each.
+
+    Columns: the oracle pair (the thesis's choice, on test labels) and its workload, the pair
+    chosen on validation, its workload and the % of its sure test slices that are wrong. A
+    missing pair is said in words; the no-image rule automates every test slice.
+    """
+    baseline = baseline if baseline is not None else baseline_metrics(data.index, data.split)
+    rows = {}
+    for name, choices in (("image only (the thesis)", image_choices), ("image + neighbours' labels", neighbour)):
+        oracle, val = _row(choices, "oracle"), _row(choices, "validation")
+        rows[name] = {
+            "oracle pair": _pair_text(oracle, "no error-free pair"),
+            "oracle workload %": round(float(oracle.workload_pct), 2),
+            "validation pair": _pair_text(val, "none: every slice to experts"),
+            "validation workload %": round(float(val.workload_pct), 2),
+            "% wrong among sure (validation pair)": round(float(val.error_rate_pct), 2),
+        }
+    rows["nearest annotated slice (no image)"] = {
+        "oracle pair": "no thresholds: labels only", "oracle workload %": round(baseline["baseline_workload_pct"], 2),
+        "validation pair": "no thresholds: labels only",
+        "validation workload %": round(baseline["baseline_workload_pct"], 2),
+        "% wrong among sure (validation pair)": round(baseline["baseline_error_rate"], 2),
+    }
+    return pd.DataFrame(rows).T
+
+
+def neighbour_record(neighbour: pd.DataFrame) -> dict[str, Any]:
+    """The neighbour-aware triage's keys of a Case1/Case3 ``metrics.json`` (schema ``case1``)."""
+    oracle, val = _row(neighbour, "oracle"), _row(neighbour, "validation")
+    has_oracle = not math.isnan(oracle.upper)
+    return {
+        "neighbour_rule": "mean",
+        "neighbour_oracle_thresholds": [float(oracle.upper), float(oracle.lower)] if has_oracle else None,
+        "neighbour_oracle_workload_pct": float(oracle.workload_pct) if has_oracle else None,
+        "neighbour_practical_thresholds": None if math.isnan(val.upper) else [float(val.upper), float(val.lower)],
+        "neighbour_practical_workload_pct": float(val.workload_pct),
+        "neighbour_practical_error_rate": float(val.error_rate_pct),
+    }
+
+
+def neighbour_verdict(table: pd.DataFrame) -> str:
+    """:func:`triage_comparison` in one sentence: what the neighbours' labels change, and whether
+    the labels alone do as well as the network."""
+    image, both = table.iloc[0], table.iloc[1]
+    rule = table.iloc[2]
+    gain = image["validation workload %"] - both["validation workload %"]
+    text = (f"With the validation-chosen pair, reading the neighbours' labels leaves "
+            f"{both['validation workload %']:.1f} % of the dataset to experts against "
+            f"{image['validation workload %']:.1f} % for the image alone ({gain:+.1f} points saved), with "
+            f"{both['% wrong among sure (validation pair)']:.2f} % of its sure slices wrong against "
+            f"{image['% wrong among sure (validation pair)']:.2f} %.")
+    if rule["% wrong among sure (validation pair)"] <= both["% wrong among sure (validation pair)"]:
+        text += (f" The labels alone do as well: copying the nearest annotated slice automates every test "
+                 f"slice ({rule['validation workload %']:.1f} % workload) with "
+                 f"{rule['% wrong among sure (validation pair)']:.2f} % wrong.")
+    else:
+        text += (f" The labels alone are not enough: copying the nearest annotated slice gets "
+                 f"{rule['% wrong among sure (validation pair)']:.2f} % of the test slices wrong.")
+    return text
