@@ -62,8 +62,9 @@ def _case(m: dict) -> str | None:
 
 def _eligible(m: dict, case: str) -> bool:
     """A run of ``case`` at the profile's settings: Table 6.3's other experiments (the ablation's
-    runs of notebook 04) are not experiment 11, the setting of every figure."""
-    return _case(m) == case and str(m.get("experiment")) in ("None", "11")
+    runs of notebook 04) are not experiment 11, the setting of every figure, and a 2.5D run
+    (``context`` > 0, beyond the thesis) reads other inputs than one slice."""
+    return _case(m) == case and str(m.get("experiment")) in ("None", "11") and not m.get("context")
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -148,7 +149,10 @@ def find_runs(reports_dir: str | Path, profile: str | None = None, seed: int | N
                     missing.append(f"{label}: no finished run under {reports_dir}; make it with "
                                    f"`python -m pe_utils batch --profile {profile or 'demo'} --cases {number}{flag}`")
                     continue
-                _, m, d = min(hits, key=lambda h: (h[1].get("experiment") is not None, h[1].get("seed", 0), -h[0]))
+                # the profile's setting, the smallest seed, Case3's longest pretraining (150 epochs
+                # before the 75-epoch snapshot), the newest
+                _, m, d = min(hits, key=lambda h: (h[1].get("experiment") is not None, h[1].get("seed", 0),
+                                                   -(h[1].get("pretrain_epochs") or 0), -h[0]))
                 runs.append({"figure": figure, "label": label, "case": case, "setting": key, "value": value,
                              "thesis_value": thesis[0], "substitution": substitution, "run_dir": d, "metrics": m})
     return runs, missing
