@@ -99,3 +99,77 @@ def test_worded_tables_show_words_not_nan():
     assert out.oracle_workload_pct.tolist() == ["no error-free pair: 100 %", "55.0"]
     assert out.oracle_thresholds.tolist() == ["none", "0.95/0.05"]
     assert out.auc.tolist() == ["0.90", "0.95"] and runs.auc.tolist() == [0.9, 0.95]  # a copy
+
+
+# --- pe_utils.report.tables: what a page's tables show -----------------------------------------
+
+RAW_MISSING = ("NaN", "nan", "None", "<NA>", "NaT")
+
+
+def _text(table) -> str:
+    return table._repr_html_() + repr(table)
+
+
+def test_display_table_words_every_kind_of_missing_value():
+    import numpy as np
+    import pandas as pd
+
+    from pe_utils.report import display_table
+
+    frame = pd.DataFrame({"auc": [0.91234, np.nan, None], "n": pd.array([3, pd.NA, 5], dtype="Int64"),
+                          "when": [pd.Timestamp(0), pd.NaT, pd.Timestamp(0)], "pair": [[0.9, 0.1], None, []]},
+                         index=["a", "b", "c"])
+    table = display_table(frame, missing={"b": "no threshold: one class", "pair": "no pair"})
+    assert table.cells.loc["b"].tolist() == ["no threshold: one class"] * 4   # the row's words win
+    assert table.cells.loc["c", "pair"] == "no pair" and table.cells.loc["c", "auc"] == "not recorded"
+    assert table.cells.loc["a", "auc"] == "0.912" and table.cells.loc["a", "n"] == "3"
+    assert table.cells.loc["a", "pair"] == "0.900/0.100"
+    assert not any(token in _text(table) for token in RAW_MISSING)
+    assert display_table(frame, missing="n/a").cells.loc["b", "auc"] == "n/a"
+    assert display_table(pd.Series([1e-4, 0.0], name="lr")).cells.lr.tolist() == ["1.0e-04", "0.000"]
+
+
+def test_display_table_draws_every_row_and_column():
+    import pandas as pd
+
+    from pe_utils.report import display_table
+
+    wide = pd.DataFrame([[float(i * j) for j in range(40)] for i in range(100)])
+    with pd.option_context("display.max_columns", 5, "display.max_rows", 5):
+        assert "..." in wide._repr_html_()            # what pandas would draw
+        html = display_table(wide, decimals=0)._repr_html_()
+    assert "..." not in html and html.count("<tr") == 101 and "<td>3861</td>" in html
+
+
+def test_threshold_table_words_the_missing_youden_row():
+    import numpy as np
+
+    from pe_utils import case1_test_metrics, display_table, threshold_metrics_table
+
+    y, probs = np.array([0, 1, 1]), np.array([0.2, 0.6, 0.9])
+    m = case1_test_metrics(y, probs, probs[:, None], np.zeros(4), np.full(4, 0.3))
+    table = display_table(threshold_metrics_table(m))
+    row = table.cells.loc["at Youden (chosen on validation)"]
+    assert set(row) == {"no threshold: the validation slices hold one class"}
+    assert table.cells.loc["at 0.5", "tp"] == "2"
+    assert not any(token in _text(table) for token in RAW_MISSING)
+
+
+def test_history_table_shows_a_long_run_thinned_and_says_so():
+    from pe_utils.report import history_table
+
+    history = [{"epoch": e, "lr": 0.01, "train_loss": 1 / e, "train_f1": 0.5, "train_auc": 0.5,
+                "train_seconds": 1.0, **({"val_loss": 0.5, "val_auc": 0.8, "val_f1": 0.4} if e % 2 == 0 else {})}
+               for e in range(1, 51)]
+    table = history_table(history, max_rows=20)
+    cells = table.cells
+    assert list(cells.columns) == ["epoch", "learning rate", "training loss", "training F1", "validation loss",
+                                   "validation AUC", "validation F1", "training seconds"]
+    assert cells.epoch.tolist() == [str(e) for e in range(1, 51, 3)] + ["50"] and len(cells) <= 20
+    assert cells.loc[cells.epoch == "1", "validation AUC"].item() == "not validated"
+    assert "One epoch in 3 of 50" in table.note and "..." not in _text(table)
+    assert not any(token in _text(table) for token in RAW_MISSING)
+    short = history_table(history[:4], ["epoch", "train_loss"])
+    assert short.note is None and len(short.cells) == 4
+    with pytest.raises(ValueError, match="val_top1"):
+        history_table(history, ["epoch", "val_top1"])

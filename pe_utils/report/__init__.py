@@ -7,7 +7,8 @@ from __future__ import annotations
 from .._lazy import lazy_exports
 
 # the figures by kind: style (colours, renderer), images, figures_data (notebook 00),
-# figures_training (Case1 runs), figures_triage (triage, workload, rates, the static explorer)
+# figures_training (Case1 runs), figures_triage (triage, workload, rates, the static explorer);
+# tables: every table a page shows, whole and with its missing values in words
 EXPORTS: dict[str, tuple[str, ...]] = {
     "style": ("COLORS", "setup_notebook", "log_count_axis"),
     "images": ("to_uint8_image", "png_bytes", "png_uri", "image_gallery", "tta_views_figure"),
@@ -22,6 +23,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "widgets": ("ThresholdExplorer", "threshold_explorer"),
     "thesis_numbers": ("TABLE_6_2", "FIG_6_15", "FIG_6_16", "TABLE_6_3", "TABLE_6_4", "TRAIN_FRACTIONS_6_4"),
     "schema": ("write_metrics", "read_metrics"),
+    "tables": ("Table", "display_table", "HISTORY_LABELS", "history_table"),
     "quality": ("AUC_FLOOR", "F1_FLOOR", "quality_checks", "METHOD_NOTES", "IndexColumn", "RUN_COLUMNS",
                 "FOOTNOTES", "cell_text", "worded", "FIELD_LABELS", "field_label"),
 }
