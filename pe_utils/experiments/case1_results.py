@@ -21,6 +21,13 @@ from ..profiles import THESIS_THRESHOLD_PAIRS
 from .case1 import Case1Data
 
 
+#: why a run has no validation-chosen Youden threshold, as its page says it
+NO_YOUDEN_ONE_CLASS = "no threshold: the validation slices hold one class"
+NO_YOUDEN_NO_VAL = "no threshold: no validation predictions were given"
+#: the count columns of binary_metrics, whole numbers in the tables
+_COUNTS = ("tn", "fp", "fn", "tp")
+
+
 def _youden_or_none(labels, probs) -> float | None:
     """Youden's threshold, or None when ``labels`` hold one class (no ROC curve)."""
     labels = np.asarray(labels).reshape(-1)
@@ -43,7 +50,8 @@ def case1_test_metrics(y_test, probs, view_probs, y_val=None, val_probs=None) ->
 
     Returns:
         ``metrics_at_0_5``, ``youden_threshold`` (from validation; None without one),
-        ``metrics_at_youden`` (test, at that threshold; None without one),
+        ``metrics_at_youden`` (test, at that threshold; None without one), ``youden_missing``
+        (why there is none, in a reader's words: :data:`NO_YOUDEN_ONE_CLASS`; None with one),
         ``oracle_youden_threshold`` (from the test ROC), ``metrics_at_oracle_youden`` and
         ``auc_no_tta`` (keys of the ``case1`` schema).
 
@@ -51,10 +59,12 @@ def case1_test_metrics(y_test, probs, view_probs, y_val=None, val_probs=None) ->
         ValueError: ``y_test`` holds one class only (no test ROC curve).
     """
     oracle = youden_threshold(y_test, probs)
-    chosen = None if y_val is None or val_probs is None else _youden_or_none(y_val, val_probs)
+    given = y_val is not None and val_probs is not None
+    chosen = _youden_or_none(y_val, val_probs) if given else None
     return {
         "metrics_at_0_5": binary_metrics(y_test, probs, 0.5),
         "youden_threshold": chosen,
+        "youden_missing": None if chosen is not None else NO_YOUDEN_ONE_CLASS if given else NO_YOUDEN_NO_VAL,
         "metrics_at_youden": None if chosen is None else binary_metrics(y_test, probs, chosen),
         "oracle_youden_threshold": oracle,
         "metrics_at_oracle_youden": binary_metrics(y_test, probs, oracle),
@@ -66,12 +76,20 @@ def threshold_metrics_table(test_metrics: dict[str, Any]) -> pd.DataFrame:
     """The test figures of :func:`case1_test_metrics` as rows: at 0.5, at the two Youden thresholds.
 
     Returns:
-        One row per threshold (``binary_metrics``' columns): ``at 0.5``, ``at Youden (chosen
-        on validation)`` (NaN without one) and ``at Youden (oracle: chosen on test)``.
+        One row per threshold (``binary_metrics``' columns, the counts as nullable integers):
+        ``at 0.5``, ``at Youden (chosen on validation)`` (missing without one) and ``at Youden
+        (oracle: chosen on test)``. ``attrs["missing"]`` words a missing row
+        (``{"at Youden (chosen on validation)": "no threshold: the validation slices hold one
+        class"}``), which :func:`pe_utils.display_table` shows in its cells.
     """
-    return pd.DataFrame({"at 0.5": test_metrics["metrics_at_0_5"],
-                         "at Youden (chosen on validation)": test_metrics["metrics_at_youden"] or {},
-                         "at Youden (oracle: chosen on test)": test_metrics["metrics_at_oracle_youden"]}).T
+    chosen = "at Youden (chosen on validation)"
+    table = pd.DataFrame({"at 0.5": test_metrics["metrics_at_0_5"],
+                          chosen: test_metrics["metrics_at_youden"] or {},
+                          "at Youden (oracle: chosen on test)": test_metrics["metrics_at_oracle_youden"]}).T
+    table = table.astype({c: "Int64" for c in _COUNTS if c in table.columns})
+    if test_metrics["metrics_at_youden"] is None:
+        table.attrs["missing"] = {chosen: test_metrics.get("youden_missing") or NO_YOUDEN_ONE_CLASS}
+    return table
 
 
 def baseline_table(test_metrics: dict[str, Any], data: Case1Data,
