@@ -105,7 +105,8 @@ def display_table(frame: pd.DataFrame, *, missing: str | Mapping[Any, str] | Non
         missing: the words of a missing cell: one string for every cell, or a mapping from a
             row or column label to its words (a row's words win over its column's); cells it
             does not cover read ``frame.attrs["missing"]``'s words, else :data:`MISSING`.
-        decimals: digits after the point of non-integer numbers (integers stay whole).
+        decimals: digits after the point of non-integer numbers (integers, and float columns
+            of whole numbers only, stay whole).
         note: a sentence drawn under the table (what the words of a missing cell mean).
         labels: new names of columns, a mapping (e.g. :data:`HISTORY_LABELS`; others keep
             theirs) or a function (e.g. :func:`pe_utils.field_label`).
@@ -132,8 +133,12 @@ def display_table(frame: pd.DataFrame, *, missing: str | Mapping[Any, str] | Non
                 pass
         return default
 
+    # a float column of whole numbers (counts that met a missing value) reads as counts
+    whole = [pd.api.types.is_float_dtype(frame.iloc[:, j]) and bool((frame.iloc[:, j].dropna() % 1 == 0).all())
+             for j in range(frame.shape[1])]
     cells = pd.DataFrame(
-        [[_cell(v, decimals, words(row, column)) for column, v in zip(frame.columns, values)]
+        [[_cell(int(v) if w and not _missing(v) else v, decimals, words(row, column))
+          for column, v, w in zip(frame.columns, values, whole)]
          for row, values in zip(frame.index, frame.itertuples(index=False, name=None))],
         index=frame.index, columns=frame.columns, dtype=object)
     cells.index.name, cells.columns.name = frame.index.name, frame.columns.name
