@@ -3,7 +3,8 @@
 What a reader sees is checked where they see it: every page of the smoke batch (the index and
 each run's reports) opens offline, with no request leaving the machine, no console error and
 every plotly figure drawn; every link of the index resolves; the index fits a 1,366 px screen;
-the static threshold slider of a Case1 report moves what it shows. Then JupyterLab: notebook
+the static threshold slider of a Case1 report moves what it shows; no page shows a raw missing
+value (``NaN``, ``None``, ``<NA>``) or a table cut with ``...``. Then JupyterLab: notebook
 01 at the smoke profile runs to the end and its live explorer answers its sliders.
 
 Playwright launches the system's ``chromium`` (``executable_path``; ``playwright install``
@@ -105,6 +106,58 @@ def test_every_page_opens_offline_with_every_figure_drawn(smoke_batch, browser):
             failures[str(path.relative_to(out))] = problems
         if path.name.endswith(".results.html") and "01_case1" in str(path):
             assert figures >= 5, path   # a Case1 report is mostly figures: they must be there
+    assert failures == {}
+
+
+#: what a reader must never see in a page's tables and outputs: a raw missing value, a cut table.
+#: A table cell is read whole (``None`` or ``...`` as the cell's text); a line of output text by
+#: token (``nan`` in ``val_auc=nan``, ``NaN``, ``<NA>``; ``None`` alone on its line), so that
+#: prose ("None of the runs ...", "waiting...") is not taken for a missing value
+RAW_CELL = re.compile(r"\bNaN\b|\bnan\b|^None$|<NA>|\bNaT\b|^(\.\.\.|…)$")
+RAW_TEXT = re.compile(r"\bNaN\b|\bnan\b|^None$|<NA>|\bNaT\b")
+#: fit's progress bar (stderr) prints each epoch's figures as they come, as pe_utils/learn/loop.py
+#: writes them; it is a log of the run, not a figure the page states
+PROGRESS_BAR = re.compile(r"^\w+: +\d+%\|?")
+RAW_VALUES_JS = """() => {
+  const cells = [...document.querySelectorAll('.jp-Cell')];
+  const where = e => { const c = e.closest('.jp-Cell'); return c ? 'cell ' + cells.indexOf(c) : 'page'; };
+  const shown = e => !e.closest('.jp-InputArea') && e.getClientRects().length > 0;
+  const found = [];
+  for (const td of document.querySelectorAll('td, th'))
+    if (shown(td)) found.push([where(td), 'table cell', td.innerText.trim()]);
+  for (const out of document.querySelectorAll('.jp-OutputArea-output')) {
+    if (!shown(out)) continue;
+    const text = out.cloneNode(true);   // tables are read above, figures are drawings
+    text.querySelectorAll('table, script, style, .plotly-graph-div').forEach(e => e.remove());
+    for (const line of (text.innerText || text.textContent).split('\\n')) found.push([where(out), 'text', line.trim()]);
+  }
+  return found;
+}"""
+
+
+def raw_values(page) -> list[str]:
+    """Every raw missing value or cut table a reader sees on ``page``, as "cell 15: table cell 'NaN'"."""
+    hits = []
+    for where, kind, text in page.evaluate(RAW_VALUES_JS):
+        pattern = RAW_CELL if kind == "table cell" else RAW_TEXT
+        if pattern.search(text) and not (kind == "text" and PROGRESS_BAR.match(text)):
+            hits.append(f"{where}: {kind} {text[:120]!r}")
+    return list(dict.fromkeys(hits))
+
+
+def test_no_page_shows_a_raw_missing_value_or_a_cut_table(smoke_batch, browser):
+    out, _ = smoke_batch
+    pages = [out / "index.html"] + sorted(out.rglob("*.results.html"))
+    assert len(pages) >= 1 + 9   # the index and the results of each of the 9 Case1 runs, at least
+    failures = {}
+    for path in pages:
+        visit = Visit(browser, path.as_uri())
+        try:
+            hits = raw_values(visit.page)
+        finally:
+            visit.close()
+        if hits:
+            failures[str(path.relative_to(out))] = hits
     assert failures == {}
 
 
