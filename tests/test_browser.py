@@ -115,9 +115,6 @@ def test_every_page_opens_offline_with_every_figure_drawn(smoke_batch, browser):
 #: prose ("None of the runs ...", "waiting...") is not taken for a missing value
 RAW_CELL = re.compile(r"\bNaN\b|\bnan\b|^None$|<NA>|\bNaT\b|^(\.\.\.|…)$")
 RAW_TEXT = re.compile(r"\bNaN\b|\bnan\b|^None$|<NA>|\bNaT\b")
-#: fit's progress bar (stderr) prints each epoch's figures as they come, as pe_utils/learn/loop.py
-#: writes them; it is a log of the run, not a figure the page states
-PROGRESS_BAR = re.compile(r"^\w+: +\d+%\|?")
 RAW_VALUES_JS = """() => {
   const cells = [...document.querySelectorAll('.jp-Cell')];
   const where = e => { const c = e.closest('.jp-Cell'); return c ? 'cell ' + cells.indexOf(c) : 'page'; };
@@ -140,7 +137,7 @@ def raw_values(page) -> list[str]:
     hits = []
     for where, kind, text in page.evaluate(RAW_VALUES_JS):
         pattern = RAW_CELL if kind == "table cell" else RAW_TEXT
-        if pattern.search(text) and not (kind == "text" and PROGRESS_BAR.match(text)):
+        if pattern.search(text):
             hits.append(f"{where}: {kind} {text[:120]!r}")
     return list(dict.fromkeys(hits))
 

@@ -78,3 +78,18 @@ def test_the_comparison_table_words_what_is_missing_and_the_record_is_documented
     assert set(record) <= set(CASE1_KEYS)
     sentence = neighbour_verdict(table)
     assert "points saved" in sentence and ("labels alone do as well" in sentence or "not enough" in sentence)
+
+
+def test_triage_by_rate_sets_the_two_triages_side_by_side_and_words_old_runs():
+    from pe_utils.experiments.case1_neighbours import triage_by_rate
+    from pe_utils.experiments.summary import method_runs
+
+    rows = [dict(notebook="01_case1_supervised", sampling_rate="1/3", seed=s, practical_workload_pct=w,
+                 neighbour_practical_workload_pct=w - 12, practical_error_rate=0.1, neighbour_practical_error_rate=0.0,
+                 baseline_error_rate=1.5) for s, w in ((0, 55.0), (1, 57.0))]
+    rows += [dict(notebook="01_case1_supervised", sampling_rate="1/3", seed=0, context=1, practical_workload_pct=50.0,
+                  practical_error_rate=0.2, baseline_error_rate=1.5)]   # made before the neighbour keys
+    table = triage_by_rate(method_runs(pd.DataFrame(rows))).set_index("method")
+    assert table.loc["supervised", "workload %, image only"] == "56.00 \u00b1 1.41"
+    assert table.loc["supervised", "workload %, + neighbours' labels"] == "44.00 \u00b1 1.41"
+    assert table.loc["supervised 2.5D (k=1)", "workload %, + neighbours' labels"] == "not recorded"

@@ -206,10 +206,14 @@ def _record(data, choices):
     y_test = data.labels[data.ids["test"]]
     probs = np.linspace(0.01, 0.99, len(y_test))
     y_val = data.labels[data.ids["val"]]
-    test_metrics = case1_test_metrics(y_test, probs, probs[:, None], y_val, np.linspace(0.01, 0.99, len(y_val)))
+    val_probs = np.linspace(0.01, 0.99, len(y_val))
+    test_metrics = case1_test_metrics(y_test, probs, probs[:, None], y_val, val_probs)
+    from pe_utils.experiments.case1_neighbours import neighbour_choices
+
     return case1_record(data, profile="smoke", cfg=cfg, test_metrics=test_metrics,
                         choices=choices, table=pd.DataFrame({"upper": [0.75]}), history=[{"epoch": 1}],
-                        train_seconds=1.0, conformal_alpha=0.05)
+                        train_seconds=1.0, conformal_alpha=0.05,
+                        neighbour=neighbour_choices(data, probs, y_test, val_probs, y_val))
 
 
 def test_case1_record_has_every_schema_key(smoke_data):

@@ -21,7 +21,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
                  "simclr_views", "distributed_result"),
     "case3": ("case3_config", "case3_model", "case3_step", "join_histories", "case3_record"),
     "case1_neighbours": ("neighbour_probs", "neighbour_choices", "triage_comparison", "neighbour_record",
-                         "neighbour_verdict"),
+                         "neighbour_verdict", "triage_by_rate", "neighbour_triage"),
     "case2": ("TOGGLES", "EXPERIMENTS", "fraction_of", "case2_config", "case2_caches", "Case2Data", "case2_data",
               "training_rows", "lr_step_iterations", "case2_training", "case2_resume", "schedule_comparison",
               "case2_val_every"),

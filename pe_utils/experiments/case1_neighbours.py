@@ -17,7 +17,8 @@ import pandas as pd
 
 from ..evaluate import baseline_metrics, compare_threshold_choices, neighbour_features, neighbour_probability
 
-__all__ = ["neighbour_probs", "neighbour_choices", "triage_comparison", "neighbour_record", "neighbour_verdict"]
+__all__ = ["neighbour_probs", "neighbour_choices", "triage_comparison", "neighbour_record", "neighbour_verdict",
+           "triage_by_rate", "neighbour_triage"]
 
 
 def neighbour_probs(data, probs, val_probs, rule: str = "mean") -> tuple[np.ndarray, np.ndarray]:
@@ -119,3 +120,42 @@ def neighbour_verdict(table: pd.DataFrame) -> str:
         text += (f" The labels alone are not enough: copying the nearest annotated slice gets "
                  f"{rule['% wrong among sure (validation pair)']:.2f} % of the test slices wrong.")
     return text
+
+
+#: the figures :func:`triage_by_rate` sets side by side: (label, metrics.json key)
+TRIAGE_FIGURES = (
+    ("workload %, image only", "practical_workload_pct"),
+    ("workload %, + neighbours' labels", "neighbour_practical_workload_pct"),
+    ("% wrong among sure, image only", "practical_error_rate"),
+    ("% wrong among sure, + neighbours' labels", "neighbour_practical_error_rate"),
+    ("% wrong, nearest annotated slice (no image)", "baseline_error_rate"),
+)
+
+
+def triage_by_rate(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per method (:func:`pe_utils.method_runs`: supervised, contrastive, 2.5D) and rate, the
+    validation-chosen triage without and with the neighbours' labels, and the no-image rule's
+    error: mean +- std over seeds. Runs made before the neighbour-aware triage existed lack its
+    figures and are said to in the cell ("not recorded"), not shown as missing numbers."""
+    from .summary import mean_std_text, per_rate_summary
+
+    keys = [k for _, k in TRIAGE_FIGURES]
+    if not len(runs):
+        return pd.DataFrame(columns=["method", "rate", *(label for label, _ in TRIAGE_FIGURES)])
+    runs = runs.assign(**{k: pd.to_numeric(runs[k], errors="coerce") if k in runs else np.nan for k in keys})
+    parts = []
+    for method, part in runs.groupby("method", sort=False):
+        summary = per_rate_summary(part, keys)
+        table = pd.DataFrame({label: mean_std_text(summary, key).replace("", "not recorded")
+                              for label, key in TRIAGE_FIGURES}, index=summary.index)
+        table.insert(0, "method", method)
+        parts.append(table.reset_index(names="rate"))
+    return pd.concat(parts, ignore_index=True)
+
+
+def neighbour_triage(data, choices: pd.DataFrame, probs, y_test, val_probs, y_val,
+                     alpha: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What notebooks 01 and 03 show: ``(neighbour, comparison)``, the neighbour-aware choices
+    (:func:`neighbour_choices`) and :func:`triage_comparison` beside the image-only ``choices``."""
+    neighbour = neighbour_choices(data, probs, y_test, val_probs, y_val, alpha=alpha)
+    return neighbour, triage_comparison(data, choices, neighbour)

@@ -19,6 +19,7 @@ import pandas as pd
 from ..evaluate import baseline_metrics, binary_metrics, youden_threshold
 from ..profiles import THESIS_THRESHOLD_PAIRS
 from .case1 import Case1Data
+from .case1_neighbours import neighbour_record
 
 
 #: why a run has no validation-chosen Youden threshold, as its page says it
@@ -159,7 +160,7 @@ def gallery_pair(choices: pd.DataFrame,
 def case1_record(data: Case1Data, *, profile: str, cfg: dict, test_metrics: dict[str, Any],
                  choices: pd.DataFrame, table: pd.DataFrame, history: list[dict], train_seconds: float,
                  conformal_alpha: float, baseline: dict[str, Any] | None = None,
-                 notebook: str = "01_case1_supervised") -> dict[str, Any]:
+                 notebook: str = "01_case1_supervised", neighbour: pd.DataFrame | None = None) -> dict[str, Any]:
     """The ``metrics.json`` of a Case1-style run (schema ``"case1"``), not yet written.
 
     Args:
@@ -175,6 +176,8 @@ def case1_record(data: Case1Data, *, profile: str, cfg: dict, test_metrics: dict
         conformal_alpha: the error bound given to ``compare_threshold_choices``.
         baseline: :func:`pe_utils.baseline_metrics` of ``data``'s split (computed when None).
         notebook: the notebook's name, the record's ``notebook`` key.
+        neighbour: :func:`pe_utils.neighbour_choices` (beyond the thesis: the triage that also
+            reads the nearest annotated slices' labels); its ``neighbour_*`` keys are added.
 
     Returns:
         A dict with every key of ``CASE1_KEYS`` (pe_utils.report.schema); pass it to
@@ -214,4 +217,6 @@ def case1_record(data: Case1Data, *, profile: str, cfg: dict, test_metrics: dict
         "practical_pct_positives_auto_correct": practical.pct_positives_auto_correct,
         **(baseline if baseline is not None else baseline_metrics(data.index, data.split)),
         "triage": table, "history": history, "train_seconds": train_seconds,
+        "context": int(cfg.get("context", 0)),
+        **(neighbour_record(neighbour) if neighbour is not None else {}),
     }

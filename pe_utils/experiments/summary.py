@@ -133,16 +133,21 @@ METHOD_NOTEBOOKS = {"01_case1_supervised": "supervised", "03_case3_finetune": "c
 METHOD_CASES = {"supervised": ("Case1", "01"), "contrastive": ("Case3", "02,03")}
 
 
-def method_name(family: str, pretrain_epochs: float | None = None) -> str:
-    """A method's name in tables and legends: ``"supervised"`` or ``"contrastive (150 epochs)"``.
+def method_name(family: str, pretrain_epochs: float | None = None, context: float | None = None) -> str:
+    """A method's name in tables and legends: ``"supervised"``, ``"contrastive (150 epochs)"``,
+    ``"supervised 2.5D (k=1)"``.
 
     Args:
         family: ``"supervised"`` or ``"contrastive"``.
         pretrain_epochs: the contrastive encoder's pretraining epochs (None or NaN: not given).
+        context: neighbouring slices on each side fed as channels (None, NaN or 0: one slice).
     """
-    if family != "contrastive" or pretrain_epochs is None or not np.isfinite(float(pretrain_epochs)):
-        return family
-    return f"contrastive ({int(pretrain_epochs)} epochs)"
+    name = family
+    if family == "contrastive" and pretrain_epochs is not None and np.isfinite(float(pretrain_epochs)):
+        name = f"contrastive ({int(pretrain_epochs)} epochs)"
+    if context is not None and np.isfinite(float(context)) and int(context) > 0:
+        name = f"{family} 2.5D (k={int(context)})" if name == family else f"{name}, 2.5D (k={int(context)})"
+    return name
 
 
 def thesis_method(column: str) -> str:
@@ -169,7 +174,8 @@ def method_runs(runs: pd.DataFrame, rate: str = "sampling_rate") -> pd.DataFrame
 
     Returns:
         The kept rows with ``family`` and ``method`` (:func:`method_name`: Case3 runs are
-        grouped by ``pretrain_epochs``, so 75 and 150 epochs are two methods), sorted by
+        grouped by ``pretrain_epochs``, so 75 and 150 epochs are two methods, and a 2.5D run
+        (``context`` > 0) is a method of its own), sorted by
         method, rate (Table 6.1's order) and seed; index reset. Empty (with those two
         columns) when no run is kept.
     """
@@ -178,7 +184,9 @@ def method_runs(runs: pd.DataFrame, rate: str = "sampling_rate") -> pd.DataFrame
     kept = runs[runs["notebook"].isin(list(METHOD_NOTEBOOKS)) & runs[rate].notna()].copy()
     kept["family"] = kept["notebook"].map(METHOD_NOTEBOOKS)
     epochs = kept["pretrain_epochs"] if "pretrain_epochs" in kept else pd.Series(np.nan, index=kept.index)
-    kept["method"] = [method_name(f, pd.to_numeric(e, errors="coerce")) for f, e in zip(kept["family"], epochs)]
+    context = kept["context"] if "context" in kept else pd.Series(np.nan, index=kept.index)
+    kept["method"] = [method_name(f, pd.to_numeric(e, errors="coerce"), pd.to_numeric(k, errors="coerce"))
+                      for f, e, k in zip(kept["family"], epochs, context)]
     order = rate_order(kept[rate])
     keys = {"_m": kept["method"].map(_method_key), "_r": kept[rate].astype(str).map(order.index)}
     if "seed" in kept:

@@ -267,8 +267,9 @@ def fit(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer
                     "best": best,
                     "rng": rng_state(loaders),
                 })
+            # a figure the epoch could not compute (an AUC of one class) is left out, not shown as nan
             bar.set_postfix({k: f"{record[k]:.4f}" for k in ("train_loss", "val_loss", "val_auc", "val_f1")
-                             if k in record})
+                             if k in record and record[k] is not None and math.isfinite(record[k])})
             if on_epoch_end is not None:
                 on_epoch_end(record)
     finally:

@@ -23,7 +23,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "widgets": ("ThresholdExplorer", "threshold_explorer"),
     "thesis_numbers": ("TABLE_6_2", "FIG_6_15", "FIG_6_16", "TABLE_6_3", "TABLE_6_4", "TRAIN_FRACTIONS_6_4"),
     "schema": ("write_metrics", "read_metrics"),
-    "tables": ("Table", "display_table", "HISTORY_LABELS", "history_table"),
+    "tables": ("Table", "display_table", "HISTORY_LABELS", "history_table", "beside_case1"),
     "quality": ("AUC_FLOOR", "F1_FLOOR", "quality_checks", "METHOD_NOTES", "IndexColumn", "RUN_COLUMNS",
                 "FOOTNOTES", "cell_text", "worded", "FIELD_LABELS", "field_label"),
 }

@@ -132,16 +132,20 @@ def positives_by_slice_position(index: pd.DataFrame, bins: int = 10,
     return fig
 
 
-def split_strip(index_of_one_series: pd.DataFrame, split_labels: Sequence[str],
+def split_strip(index: pd.DataFrame, split_labels: Sequence[str],
                 title: str = "Case1 split of one series") -> go.Figure:
     """One series as a strip of slices coloured train/val/test, positives marked above.
 
     Args:
-        index_of_one_series: the cache index rows of one series (``slice_index``, label).
-        split_labels: ``"train"``/``"val"``/``"test"`` per row (e.g. the rows of
-            ``case1_split``'s output for that series).
+        index: cache index rows (``SeriesInstanceUID``, ``slice_index``, label): one series, or a
+            whole cache's, of which the first row's series is drawn.
+        split_labels: ``"train"``/``"val"``/``"test"`` per row of ``index`` (e.g.
+            ``case1_split``'s output).
     """
-    df = index_of_one_series.assign(_split=np.asarray(split_labels)).sort_values("slice_index")
+    df = index.assign(_split=np.asarray(split_labels))
+    if "SeriesInstanceUID" in df:
+        df = df[df["SeriesInstanceUID"] == df["SeriesInstanceUID"].iloc[0]]
+    df = df.sort_values("slice_index")
     fig = go.Figure()
     for split in ("train", "val", "test"):
         part = df[df["_split"] == split]

@@ -53,6 +53,7 @@ CASE1_KEYS: dict[str, str] = {
     "baseline_accuracy": "test accuracy of that nearest-annotated-slice rule",
     "baseline_error_rate": "% of the test slices that rule labels wrongly (it automates every test slice)",
     "baseline_workload_pct": "% of the dataset annotated by hand with that rule: the training stage alone (no slice goes to an expert)",
+    "context": "neighbouring slices of the same series fed beside each slice as channels, on each side (0: the slice alone, the thesis; beyond the thesis: 2.5D)",
     "neighbour_rule": "beyond the thesis: how the network's probability and the labels of the nearest annotated slices below and above are combined (pe_utils.evaluate.neighbours: 'mean' averages the probability with their mean label)",
     "neighbour_oracle_thresholds": "[upper, lower]: the widest error-free thesis pair on the combined probabilities, chosen with test labels; null when none",
     "neighbour_oracle_workload_pct": "% of the dataset annotated by hand at that oracle pair (training stage + uncertain); null when none",

@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
-__all__ = ["Table", "display_table", "HISTORY_LABELS", "history_table"]
+__all__ = ["Table", "display_table", "HISTORY_LABELS", "history_table", "beside_case1"]
 
 #: the words of a missing value when nobody said what it means
 MISSING = "not recorded"
@@ -199,3 +199,29 @@ def _history_gap(column: str, record: Mapping[str, Any]) -> str:
     if column.endswith("_auc"):  # binary_metrics: no ROC curve over one class
         return "no AUC: the validation slices hold one class" if column.startswith("val_") else "no AUC: one class"
     return MISSING
+
+
+#: the figures notebook 03 sets beside Case1's at the same rate
+BESIDE_CASE1 = ("epochs", "auc", "f1", "oracle_workload_pct", "practical_workload_pct", "conformal_workload_pct")
+
+
+def beside_case1(record: Mapping[str, Any], reports_dir, rate: str) -> "Table | str":
+    """A Case3 run's figures beside Case1's newest single-slice run at the same rate (notebook 03),
+    or a sentence naming the command that makes that run.
+
+    Args:
+        record: the Case3 run's ``metrics.json`` record; reports_dir: where Case1's runs are;
+        rate: the sampling rate (``"1/3"``).
+    """
+    from .quality import worded
+    from .schema import read_metrics
+
+    runs = read_metrics(reports_dir, notebook="01_case1_supervised")
+    if len(runs):
+        context = pd.to_numeric(runs["context"], errors="coerce").fillna(0) if "context" in runs else 0
+        runs = runs[(runs["sampling_rate"] == rate) & (context == 0)]   # not a 2.5D run
+    if not len(runs):
+        return (f"No Case1 run at {rate} yet: run notebook 01 at sampling_rate={rate!r} (or the batch's "
+                "--cases 01) to compare.")
+    both = pd.DataFrame([dict(runs.iloc[-1]), dict(record)], index=["Case1", "Case3"])
+    return display_table(worded(both, list(BESIDE_CASE1)))
