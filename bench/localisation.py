@@ -28,7 +28,7 @@ def main() -> None:
 
     from pe_utils.data.cache import load_cache
     from pe_utils.evaluate.gradcam import grad_cam
-    from pe_utils.experiments.explain_runs import cam_grid
+    from pe_utils.experiments.gradcam_runs import cam_grid
     from pe_utils.evaluate.localisation import localisation_scores
     from pe_utils.learn.models import build_classifier
 

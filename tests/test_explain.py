@@ -26,7 +26,7 @@ def tiny():
 
 
 def test_find_runs_picks_the_smallest_seed_then_the_newest_and_names_what_is_missing(tmp_path, tiny):
-    from pe_utils.experiments.explain_runs import find_runs
+    from pe_utils.experiments.gradcam_runs import find_runs
 
     c1 = "01_case1_supervised"
     _run(tmp_path / c1 / "a", tiny, notebook=c1, sampling_rate="9/10", seed=1)
@@ -54,7 +54,7 @@ def _fractions(folder, model, ran: dict, **extra):
 
 
 def test_find_runs_takes_the_thesis_fractions_when_they_ran(tmp_path, tiny):
-    from pe_utils.experiments.explain_runs import find_runs
+    from pe_utils.experiments.gradcam_runs import find_runs
 
     _fractions(tmp_path, tiny, {"case2": (100, 90, 25, 10), "case4": (100, 90, 25, 10)})
     # the ablation's runs of notebook 04: another experiment never stands for the profile's; experiment 11 at
@@ -81,7 +81,7 @@ def test_find_runs_takes_the_thesis_fractions_when_they_ran(tmp_path, tiny):
     ({"case2": (100,), "case4": (100,)}, (100.0,), "this batch ran 100 % only: shown instead"),
 ])
 def test_find_runs_shows_the_nearest_fractions_and_says_so(tmp_path, tiny, ran, shown, sentence):
-    from pe_utils.experiments.explain_runs import find_runs
+    from pe_utils.experiments.gradcam_runs import find_runs
 
     _fractions(tmp_path, tiny, ran)
     runs, missing = find_runs(tmp_path, "smoke")
@@ -100,7 +100,7 @@ def test_find_runs_shows_the_nearest_fractions_and_says_so(tmp_path, tiny, ran, 
 
 
 def test_load_run_model_rebuilds_case1_and_a_case3_that_kept_the_head_layer(tmp_path, tiny):
-    from pe_utils.experiments.explain_runs import load_run_model
+    from pe_utils.experiments.gradcam_runs import load_run_model
     from pe_utils.learn import build_simclr, to_classifier
 
     x = torch.rand(3, 1, 32, 32)
@@ -117,7 +117,7 @@ def test_load_run_model_rebuilds_case1_and_a_case3_that_kept_the_head_layer(tmp_
 
 
 def test_masks_at_the_input_size_keep_a_one_pixel_clot():
-    from pe_utils.experiments.explain_runs import _masks_at
+    from pe_utils.experiments.gradcam_runs import _masks_at
 
     masks = np.zeros((2, 128, 128), np.uint8)
     masks[0, 70, 33] = 1
@@ -128,7 +128,7 @@ def test_masks_at_the_input_size_keep_a_one_pixel_clot():
 
 
 def test_show_slices_two_of_each_class_or_what_there_is():
-    from pe_utils.experiments.explain import show_slices
+    from pe_utils.experiments.representations import show_slices
 
     labels = np.array([0, 1, 0, 0, 1, 1, 0])
     picked = show_slices(labels)
@@ -138,7 +138,7 @@ def test_show_slices_two_of_each_class_or_what_there_is():
 
 
 def test_show_slices_from_four_patients_when_the_test_set_has_them():
-    from pe_utils.experiments.explain import show_slices
+    from pe_utils.experiments.representations import show_slices
 
     labels = np.array([0, 1, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0])
     groups = np.array(list("aaaabbbccdde"))
@@ -154,8 +154,8 @@ def test_show_slices_from_four_patients_when_the_test_set_has_them():
 def test_thesis_figures_draw_case2_and_case4_on_the_same_four_slices(tmp_path, smoke_cache):
     import pandas as pd
 
-    from pe_utils.experiments.explain import explain_record
-    from pe_utils.experiments.explain_runs import find_runs, gradcam_comparison
+    from pe_utils.experiments.representations import explain_record
+    from pe_utils.experiments.gradcam_runs import find_runs, gradcam_comparison
     from pe_utils.learn import build_classifier
     from pe_utils.report.figures_explain import gradcam_grid
 
@@ -195,7 +195,7 @@ def test_thesis_figures_draw_case2_and_case4_on_the_same_four_slices(tmp_path, s
 
 def test_probe_slices_one_seen_three_new_phantom_patients(smoke_cache):
     from pe_utils.data import load_cache
-    from pe_utils.experiments.explain import probe_slices
+    from pe_utils.experiments.representations import probe_slices
 
     cache = load_cache(smoke_cache)
     rows, table = probe_slices(cache, seed=0)
@@ -213,7 +213,7 @@ def test_probe_slices_without_a_phantom_say_all_four_were_seen(smoke_cache, tmp_
     import shutil
 
     from pe_utils.data import load_cache
-    from pe_utils.experiments.explain import probe_slices
+    from pe_utils.experiments.representations import probe_slices
 
     copy = tmp_path / "cache"
     shutil.copytree(smoke_cache, copy)
@@ -249,7 +249,7 @@ def test_figures_build_with_one_trace_per_slice_and_a_grid_cell_per_model():
 def test_cam_grid_is_the_size_of_the_layers_output():
     import torch
 
-    from pe_utils.experiments.explain_runs import CAM_STRIDES, cam_grid
+    from pe_utils.experiments.gradcam_runs import CAM_STRIDES, cam_grid
     from pe_utils.learn.models import build_classifier
 
     model = build_classifier("resnet10", in_channels=1).eval()

@@ -25,7 +25,7 @@ upsampled bilinearly (OpenCV) to the input size: coarse by construction, as in t
 
 The thesis drew it for Cases 2 and 4 only (Fig 6.20: Case2's experiment 11; Figs 6.21-6.22:
 Case2 against Case4 at 90 % and 10 % of the training set); notebook 06 reproduces those and adds
-Case1 against Case3 (:mod:`pe_utils.experiments.explain_runs`).
+Case1 against Case3 (:mod:`pe_utils.experiments.gradcam_runs`).
 """
 from __future__ import annotations
 

@@ -150,7 +150,7 @@ def localisation_scores(maps, masks, dilate_px: int = 2, grid: int | None = None
 
     Args:
         maps, masks, dilate_px: as :func:`energy_in_mask`.
-        grid: the map's cells per side before upsampling (``pe_utils.experiments.explain_runs.cam_grid``);
+        grid: the map's cells per side before upsampling (``pe_utils.experiments.gradcam_runs.cam_grid``);
             given, the perfect map of that grid (:func:`perfect_maps`) is scored too.
 
     Returns:

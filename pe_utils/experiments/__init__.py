@@ -13,7 +13,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "case1_results": ("case1_test_metrics", "threshold_metrics_table", "baseline_table", "gallery_pair",
                       "case1_record"),
     "resume": ("cache_fingerprint", "check_resume", "case1_resume", "RESUME_IGNORE"),
-    "summary": ("rate_order", "per_rate_summary", "mean_std_text", "seeds_note", "runs_by_method",
+    "summary": ("reports_folder", "table_6_2", "rate_order", "per_rate_summary", "mean_std_text", "seeds_note", "runs_by_method",
                 "METHOD_NOTEBOOKS", "method_name", "thesis_method", "method_runs", "missing_methods",
                 "method_long", "method_table", "method_seeds_note"),
     "pretrain": ("PRETRAINED", "pretrain_config", "pretrain_loader", "pretrain_setup", "contrastive_figures",
@@ -29,11 +29,10 @@ EXPORTS: dict[str, tuple[str, ...]] = {
                       "case2_record"),
     "summary_case2": ("fraction_label", "fraction_order", "case24_runs", "default_runs", "fraction_summary",
                       "table_6_4", "exam_level_table", "toggle_differences", "table_6_3", "ablation_summary"),
-    "summary_case1": ("reports_folder", "table_6_2"),
     "summary_case2_paired": ("seed_pairs", "paired_comparison", "paired_table", "case24_notes"),
-    "explain": ("UNSEEN_SEED_OFFSET", "network_inputs", "probe_slices", "pretrain_checkpoints", "embedding_study",
+    "representations": ("UNSEEN_SEED_OFFSET", "network_inputs", "probe_slices", "pretrain_checkpoints", "embedding_study",
                 "probe_study", "show_slices", "localisation_table", "explain_record"),
-    "explain_runs": ("COMPARISONS", "find_runs", "load_run_model", "run_test_set", "localisation_study", "explain_inputs",
+    "gradcam_runs": ("COMPARISONS", "find_runs", "load_run_model", "run_test_set", "localisation_study", "explain_inputs",
                      "gradcam_comparison"),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, EXPORTS)

@@ -35,10 +35,10 @@ def embedding_figure(coords: pd.DataFrame, scores: pd.DataFrame, checkpoint: str
     """The 2-D maps of one checkpoint: a row per layer, t-SNE | UMAP side by side.
 
     Args:
-        coords: :func:`pe_utils.experiments.explain.embedding_study`'s coordinates.
+        coords: :func:`pe_utils.experiments.representations.embedding_study`'s coordinates.
         scores: its measures (the panel titles carry silhouette and k-NN accuracy).
         checkpoint: which checkpoint ("before pretraining", "after 150 epochs", ...).
-        slices: :func:`pe_utils.experiments.explain.probe_slices`'s table (legend names).
+        slices: :func:`pe_utils.experiments.representations.probe_slices`'s table (legend names).
     """
     part = coords[coords.checkpoint == checkpoint]
     layers = list(dict.fromkeys(part.layer))

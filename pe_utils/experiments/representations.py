@@ -1,4 +1,4 @@
-"""Notebook 06, part 1: how the augmented views of a few slices cluster, per layer and checkpoint.
+"""What the encoders learned (notebook 06): how the augmented views of a few slices cluster, per layer and checkpoint.
 
 THESIS 6.2.3 (Figs 6.11-6.12): four slices, one from the pretraining set and three it never
 saw, each augmented twenty times with the contrastive views; their representations at the

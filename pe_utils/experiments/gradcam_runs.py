@@ -1,4 +1,4 @@
-"""Notebook 06, part 2: where the classifiers look, scored against the phantom's true clots.
+"""Where the finished runs' classifiers look (notebook 06), scored against the phantom's true clots.
 
 The thesis shows Grad-CAM maps of Cases 2 and 4 only (6.3.1-6.3.2): Fig 6.20, Case2's
 experiment 11 (Table 6.3; 100 % of the training set) on two slices with an embolus and two
@@ -37,7 +37,7 @@ from ..io import read_json
 from ..learn import build_classifier
 from ..learn.models import make_head
 from ..profiles import SAMPLING_RATES, resolve
-from .explain import network_inputs, show_slices
+from .representations import network_inputs, show_slices
 
 #: the Grad-CAM figures, the thesis's then ours: {figure: {case: (notebook number, setting, values, method)}}
 COMPARISONS: dict[str, dict[str, tuple[str, str, tuple, str]]] = {

@@ -1,10 +1,10 @@
-"""pe_utils.experiments.summary_case1: the summary's report folder and Table 6.2 beside the thesis."""
+"""pe_utils.experiments.summary: the summary's report folder and Table 6.2 beside the thesis."""
 from __future__ import annotations
 
 import pandas as pd
 
 from pe_utils.experiments.summary import method_runs
-from pe_utils.experiments.summary_case1 import reports_folder, table_6_2
+from pe_utils.experiments.summary import reports_folder, table_6_2
 from pe_utils.report.thesis_numbers import TABLE_6_2
 
 
@@ -13,7 +13,7 @@ def test_a_given_folder_is_used_as_is(tmp_path):
 
 
 def test_the_default_folder_is_the_first_holding_runs(tmp_path, monkeypatch):
-    import pe_utils.experiments.summary_case1 as module
+    import pe_utils.experiments.summary as module
 
     monkeypatch.setattr(module, "project_root", lambda: tmp_path)
     assert reports_folder("demo") == tmp_path / "reports" / "demo"        # nothing anywhere: the batch's
