@@ -77,7 +77,7 @@ def test_the_comparison_table_words_what_is_missing_and_the_record_is_documented
     record = neighbour_record(neighbour)
     assert set(record) <= set(CASE1_KEYS)
     sentence = neighbour_verdict(table)
-    assert "points saved" in sentence and ("labels alone do as well" in sentence or "not enough" in sentence)
+    assert "points." in sentence and "nan" not in sentence and repr(sentence) == str(sentence) and ("labels alone do as well" in sentence or "not enough" in sentence)
 
 
 def test_triage_by_rate_sets_the_two_triages_side_by_side_and_words_old_runs():
@@ -93,3 +93,12 @@ def test_triage_by_rate_sets_the_two_triages_side_by_side_and_words_old_runs():
     assert table.loc["supervised", "workload %, image only"] == "56.00 \u00b1 1.41"
     assert table.loc["supervised", "workload %, + neighbours' labels"] == "44.00 \u00b1 1.41"
     assert table.loc["supervised 2.5D (k=1)", "workload %, + neighbours' labels"] == "not recorded"
+
+
+def test_a_pair_that_automates_nothing_is_said_in_words():
+    table = pd.DataFrame({"validation workload %": [100.0, 97.5, 25.0],
+                          "% wrong among sure (validation pair)": [float("nan"), 0.0, 3.1]},
+                         index=["image only (the thesis)", "image + neighbours' labels",
+                                "nearest annotated slice (no image)"])
+    sentence = neighbour_verdict(table)
+    assert "nan" not in sentence and "(nothing automated)" in sentence and "+2.5 points" in sentence

@@ -84,7 +84,10 @@ def triage_comparison(data, image_choices: pd.DataFrame, neighbour: pd.DataFrame
         "validation workload %": round(baseline["baseline_workload_pct"], 2),
         "% wrong among sure (validation pair)": round(baseline["baseline_error_rate"], 2),
     }
-    return pd.DataFrame(rows).T
+    table = pd.DataFrame(rows).T
+    # a pair that automates nothing has no sure slice to be wrong about
+    table.attrs["missing"] = {"% wrong among sure (validation pair)": "nothing automated"}
+    return table
 
 
 def neighbour_record(neighbour: pd.DataFrame) -> dict[str, Any]:
@@ -101,25 +104,37 @@ def neighbour_record(neighbour: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def neighbour_verdict(table: pd.DataFrame) -> str:
-    """:func:`triage_comparison` in one sentence: what the neighbours' labels change, and whether
-    the labels alone do as well as the network."""
-    image, both = table.iloc[0], table.iloc[1]
-    rule = table.iloc[2]
+class Sentence(str):
+    """A sentence a notebook shows as text, not as a quoted string."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+
+def _errors(rate: float) -> str:
+    return "nothing automated" if not np.isfinite(rate) else f"{rate:.2f} % of its sure slices wrong"
+
+
+def neighbour_verdict(table: pd.DataFrame) -> Sentence:
+    """:func:`triage_comparison` in words: what the neighbours' labels change, and whether the
+    labels alone do as well as the network (a pair that automates nothing is said so)."""
+    image, both, rule = table.iloc[0], table.iloc[1], table.iloc[2]
+    wrong = "% wrong among sure (validation pair)"
     gain = image["validation workload %"] - both["validation workload %"]
     text = (f"With the validation-chosen pair, reading the neighbours' labels leaves "
-            f"{both['validation workload %']:.1f} % of the dataset to experts against "
-            f"{image['validation workload %']:.1f} % for the image alone ({gain:+.1f} points saved), with "
-            f"{both['% wrong among sure (validation pair)']:.2f} % of its sure slices wrong against "
-            f"{image['% wrong among sure (validation pair)']:.2f} %.")
-    if rule["% wrong among sure (validation pair)"] <= both["% wrong among sure (validation pair)"]:
+            f"{both['validation workload %']:.1f} % of the dataset to experts ({_errors(both[wrong])}) against "
+            f"{image['validation workload %']:.1f} % for the image alone ({_errors(image[wrong])}): "
+            f"{gain:+.1f} points.")
+    if np.isfinite(both[wrong]) and rule[wrong] <= both[wrong]:
         text += (f" The labels alone do as well: copying the nearest annotated slice automates every test "
-                 f"slice ({rule['validation workload %']:.1f} % workload) with "
-                 f"{rule['% wrong among sure (validation pair)']:.2f} % wrong.")
+                 f"slice ({rule['validation workload %']:.1f} % workload) with {rule[wrong]:.2f} % wrong.")
     else:
         text += (f" The labels alone are not enough: copying the nearest annotated slice gets "
-                 f"{rule['% wrong among sure (validation pair)']:.2f} % of the test slices wrong.")
-    return text
+                 f"{rule[wrong]:.2f} % of the test slices wrong.")
+    return Sentence(text)
 
 
 #: the figures :func:`triage_by_rate` sets side by side: (label, metrics.json key)
