@@ -26,7 +26,7 @@ def _row(est, notebook, run):
 
 @pytest.fixture(scope="module")
 def thesis(tmp_path_factory):
-    """The thesis profile's 140 runs (with the 75-epoch Case3 fine-tuning and five Case4 pretrainings), estimated once for the module (FLOPs and memory counted once)."""
+    """The thesis profile's 147 runs (with the 75-epoch Case3 fine-tuning, five Case4 pretrainings and Case1 2.5D), estimated once for the module (FLOPs and memory counted once)."""
     runs = _runs(tmp_path_factory.mktemp("thesis"))
     return runs, estimate(runs, "thesis", throughput=3929, devices=1, report_size=12e6)
 
@@ -62,7 +62,7 @@ def test_case2_run_matches_a_hand_count(thesis):
 def test_every_thesis_training_run_spends_at_most_a_quarter_on_evaluation(thesis):
     runs = thesis[1].runs
     training = runs[runs.trains]
-    assert len(training) == 137      # every run of the thesis plan but 00, 06 and 07
+    assert len(training) == 144      # every run of the thesis plan but 00, 06 and 07
     over = training[training.eval_share > EVAL_SHARE_GOAL]
     assert over[["notebook", "run", "eval_share"]].values.tolist() == []
     # notebook 06 is forward-only by design: listed, not a training run
@@ -96,7 +96,7 @@ def test_epochs_parameter_halves_the_images_trained(tmp_path, thesis):
 
 def test_thesis_profile_writes_at_most_100_gb(thesis):
     runs, est = thesis
-    assert len(runs) == 140
+    assert len(runs) == 147
     assert 0 < est.disk["checkpoints_written"] <= est.disk["written"] <= DISK_GOAL
     assert est.disk["kept"] <= est.disk["written"]
     # one checkpoint a fit at least: a ResNet50 with SGD momentum is about 188 MB

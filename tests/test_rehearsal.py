@@ -3,7 +3,7 @@
 ``batch --rehearse`` narrowed to one rate, one fraction and one seed: the rehearsal's phantom is
 written in the RSNA layout with its ``train.csv``, the batch builds the three manifests and
 caches from it, and every notebook of the thesis plan runs at the thesis profile's network,
-image size and optimisers with the rehearsal's caps (``make rehearse`` runs all 140).
+image size and optimisers with the rehearsal's caps (``make rehearse`` runs all 147).
 Marked slow: ResNet50 at 128 px on a CPU.
 """
 from __future__ import annotations
