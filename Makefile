@@ -27,7 +27,7 @@ demo: venv
 
 # the whole thesis plan through the real-data path, capped: the check before the long GPU batch
 rehearse: venv
-	$(PY) -m pe_utils batch --rehearse --out reports/rehearse
+	$(PY) -m pe_utils batch --rehearse --runs-per-device 2 --out reports/rehearse
 
 # tests/test_browser.py drives Debian's chromium (Playwright cannot download browsers here);
 # without it the browser tests are left out, and the line below says how to run them

@@ -24,6 +24,8 @@ from conftest import tiny_cache
 
 from pe_utils.batch import cli as batch
 from pe_utils.batch import plan as plan_module
+from pe_utils.batch import run as run_module
+from pe_utils.batch.console import describe_slots
 from pe_utils.batch.data import DataDescription
 from pe_utils.batch.expand import plan_runs
 from pe_utils.batch.html import external_scripts, strip_external_scripts
@@ -271,6 +273,40 @@ def test_dry_run_prints_parameters_and_runs_nothing(tmp_path):
     assert "2 of 2 runs would execute" in stdout
     assert "scale = 2" in stdout and "sampling_rate = '1/4'" in stdout
     assert f"upstream_dir = '{out / 'quick/quick'}'" in stdout
+
+
+def test_runs_per_device_interleaves_the_slots_and_shares_the_cpu(monkeypatch):
+    assert batch.slots(["0", "1"], 2) == ["0", "1", "0", "1"]     # the first runs spread over the GPUs
+    assert batch.slots([None], 3) == [None, None, None]
+    with pytest.raises(plan_module.PlanError, match="--runs-per-device 0"):
+        batch.slots([None], 0)
+    monkeypatch.setattr(batch.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert batch.cpu_threads([None, None]) == 4 and batch.cpu_threads([None] * 16) == 1
+    assert batch.cpu_threads([None]) is None and batch.cpu_threads(["0", "0"]) is None
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert run_module.worker_env(None, 4)["OMP_NUM_THREADS"] == "4"
+    assert "OMP_NUM_THREADS" not in run_module.worker_env("0", 4)        # a GPU run keeps the default
+    assert run_module.worker_env("1", None)["CUDA_VISIBLE_DEVICES"] == "1"
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")                            # the user's setting wins
+    assert run_module.worker_env(None, 4)["OMP_NUM_THREADS"] == "3"
+    assert describe_slots([None]) == "one run at a time"
+    assert describe_slots(["0", "1", "0", "1"]) == "4 runs at a time: 2 runs at a time on each of 0, 1"
+    assert describe_slots([None, None]).startswith("2 runs at a time, sharing the CPU")
+
+
+@pytest.mark.slow
+def test_runs_sharing_the_cpu_get_their_share_of_the_cores(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cache = tmp_path / "cache"
+    tiny_cache(cache)
+    out = tmp_path / "reports"
+    rc, stdout, _ = cli("--plan", PLAN, "--out", out, "--cache", cache, "--profile", "smoke",
+                        "--cases", "quick,grid", "--runs-per-device", "2")
+    assert rc == 0, stdout
+    assert {m["status"] for m in markers(out).values()} == {"success"} and len(markers(out)) == 3
+    quick = json.loads((out / "quick/quick/metrics.json").read_text())
+    assert quick["threads"] == str(batch.cpu_threads([None, None]))
+    assert quick["device"] is None
 
 
 @pytest.mark.parametrize("argv, message", [

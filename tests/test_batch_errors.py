@@ -39,7 +39,7 @@ class FakeExecutor:
     ran: list[str] = []
     held: dict[str, bool] = {}   # run -> whether its lock was held (and given) while it ran
 
-    def __init__(self, out, workdir, cell_timeout, verbose):
+    def __init__(self, out, workdir, cell_timeout, verbose, threads=None):
         self.out = out
 
     def run(self, run, device, lock=None):

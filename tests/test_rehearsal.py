@@ -1,6 +1,6 @@
 """The rehearsal through the real-data path, each notebook once, at the thesis's shapes.
 
-``batch --rehearse`` narrowed to one rate, one fraction and one seed: the rehearsal's phantom is
+``batch --rehearse`` (two runs at a time, as ``make rehearse``) narrowed to one rate, one fraction and one seed: the rehearsal's phantom is
 written in the RSNA layout with its ``train.csv``, the batch builds the three manifests and
 caches from it, and every notebook of the thesis plan runs at the thesis profile's network,
 image size and optimisers with the rehearsal's caps (``make rehearse`` runs all 147).
@@ -18,8 +18,9 @@ import pytest
 from pe_utils.profiles import PROFILES, rehearsal_caps
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ("00_preprocessing", "01_case1_supervised", "02_case3_pretrain", "03_case3_finetune",
-             "03_case3_finetune_75", "02_case4_pretrain", "04_case2_supervised", "05_case4_contrastive", "06_explain", "07_summary")
+NOTEBOOKS = ("00_preprocessing", "01_case1_supervised", "01_case1_context", "02_case3_pretrain",
+             "03_case3_finetune", "03_case3_finetune_75", "02_case4_pretrain", "04_case2_supervised",
+             "05_case4_contrastive", "06_explain", "07_summary")
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.slow
 def rehearsal(tmp_path_factory):
     out = tmp_path_factory.mktemp("rehearsal") / "reports"
     proc = subprocess.run([sys.executable, "-m", "pe_utils", "batch", "--rehearse", "--out", str(out),
-                           "--rates", "1/4", "--fractions", "5", "--seeds", "0"],
+                           "--rates", "1/4", "--fractions", "5", "--seeds", "0", "--runs-per-device", "2"],
                           cwd=REPO, capture_output=True, text=True, timeout=3000)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     markers = {p.parent.name: json.loads(p.read_text()) for p in out.glob("*/*.status.json")}

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -105,6 +106,24 @@ def _devices(spec: str | None) -> list[str | None]:
 
         return [str(i) for i in range(torch.cuda.device_count())] or [None]
     return [d.strip() for d in spec.split(",") if d.strip()]
+
+
+def slots(devices: list[str | None], per_device: int) -> list[str | None]:
+    """The batch's run slots: each device ``per_device`` times, devices interleaved (so that the
+    first runs spread over the GPUs); ``[None]``, the CPU or the environment's devices, likewise."""
+    if per_device < 1:
+        raise PlanError(f"--runs-per-device {per_device}: give 1 or more")
+    return [device for _ in range(per_device) for device in devices]
+
+
+def cpu_threads(slot_list: list[str | None]) -> int | None:
+    """Torch threads for each run when several share the CPU (the cores divided among them);
+    None when one run has the CPU, or when the runs are on GPUs."""
+    shared = slot_list.count(None)
+    if shared < 2:
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // shared)
 
 
 def _split(text: str | None) -> list[str]:
@@ -161,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--wait", action="store_true", help="wait for runs that another batch over the same "
                      "--out is executing (default: leave them to it)")
     run.add_argument("--devices", help="GPU ids, one run at a time on each (0,1,2,3), or 'auto'")
+    run.add_argument("--runs-per-device", type=int, default=1, metavar="N",
+                     help="runs at once on each device, or on the CPU when no --devices (default 1); "
+                          "on the CPU each run gets its share of the cores as torch threads")
     run.add_argument("--cell-timeout", type=float, help="seconds one cell may run (default: no limit)")
     run.add_argument("--workdir", help="kernels' cwd (default: the repository holding the plan)")
     run.add_argument("-v", "--verbose", action="store_true", help="echo every run's log to the console")
@@ -187,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
 
         selected, batch = make_plan()
         desc.check_complete(selected)
+        run_slots = slots(_devices(args.devices), args.runs_per_device)
         if args.only is not None and not 0 <= args.only < len(batch):
             raise PlanError(f"--only {args.only}: the selection has runs 0..{len(batch) - 1}")
         if args.only is not None and (missing := unprepared(desc, [batch[args.only]])):
@@ -204,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                              reports=workdir / "reports")
     if args.list or args.dry_run:
         return show(batch, out, force=args.force, dry_run=args.dry_run,
-                    slots=_devices(args.devices), data=desc.describe())
+                    slots=run_slots, data=desc.describe())
     if args.index_only:
         print(write_index(out, index_rows(out, selected)))
         return 0
@@ -220,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     warn_kernel()
     if args.only is not None:
         batch = [batch[args.only]]
-    executor = Executor(out, workdir, args.cell_timeout, args.verbose)
+    executor = Executor(out, workdir, args.cell_timeout, args.verbose, threads=cpu_threads(run_slots))
     try:
         try:   # nothing can run without its data: make it (or check the user's) before any run
             prepare(desc, selected if args.prepare_only else batch)
@@ -233,10 +256,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.prepare_only:
             print(f"data ready: {desc.describe()}")
             return 0
+        print(f"data: {desc.describe()}")
         selected, batch = make_plan()   # the keys hash the caches' settings, now written
         if args.only is not None:
             batch = [batch[args.only]]
-        outcome = execute(batch, out, executor, _devices(args.devices), force=args.force, wait=args.wait,
+        outcome = execute(batch, out, executor, run_slots, force=args.force, wait=args.wait,
                           on_finish=lambda: write_index(out, index_rows(out, selected)))
     except KeyboardInterrupt:
         print("interrupted: finished runs are kept; run the same command again to resume", file=sys.stderr)

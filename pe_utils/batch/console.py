@@ -16,6 +16,17 @@ from .run import ELSEWHERE, NOT_RUN, echo
 from .state import held_elsewhere, lock_path, read_marker, stale_reason, token_of
 
 
+def describe_slots(slots: list[str | None]) -> str:
+    """``--dry-run``'s words for the run slots: how many runs at once, and where."""
+    per = {device: slots.count(device) for device in slots}
+    at_once = "one run at a time" if len(slots) == 1 else f"{len(slots)} runs at a time"
+    if list(per) == [None]:
+        return at_once + ("" if len(slots) == 1 else ", sharing the CPU's cores (or the environment's GPUs)")
+    counts = set(per.values())
+    each = "one run" if counts == {1} else f"{counts.pop()} runs" if len(counts) == 1 else "runs"
+    return f"{at_once}: {each} at a time on each of {', '.join(str(d) for d in per)}"
+
+
 def show(batch: list[Run], out: Path, *, force: bool, dry_run: bool, slots: list[str | None],
          data: str) -> int:
     """Print ``--list`` (one line per run: index, stage, state, name, parameters) or ``--dry-run``
@@ -43,7 +54,7 @@ def show(batch: list[Run], out: Path, *, force: bool, dry_run: bool, slots: list
             away.add(run.name)
             will[run.name] = False
     if dry_run:
-        devices = "one run at a time" if slots == [None] else f"one run at a time on each of {slots}"
+        devices = describe_slots(slots)
         print(f"data: {data}\nreports: {out}\ndevices: {devices}")
     for run in batch:
         blocked = [d for d in run.deps if d.index is None and token_of(out, d) is None]

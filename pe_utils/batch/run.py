@@ -111,12 +111,27 @@ def worker_main(spec_json: str) -> int:
     return 0 if not error else RETRY_EXIT if retry else 1
 
 
+def worker_env(device: str | None, threads: int | None) -> dict[str, str]:
+    """The environment of one run's worker and kernel: its GPU (``CUDA_VISIBLE_DEVICES``), its
+    torch threads when runs share the CPU (``OMP_NUM_THREADS``, unless the user set it), and this
+    ``pe_utils`` first on the path."""
+    env = dict(os.environ)
+    if device is not None:
+        env["CUDA_VISIBLE_DEVICES"] = device
+    if device is None and threads is not None and "OMP_NUM_THREADS" not in os.environ:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    # the kernel imports the very pe_utils whose sources were hashed into the run's key
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_DIR.parent), env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
 class Executor:
     """Runs workers (one subprocess per run), tees their output to the run's log."""
 
     def __init__(self, out: Path, workdir: Path, cell_timeout: float | None, verbose: bool,
-                 start_timeout: float = 120):
-        self.out, self.workdir, self.verbose = out, workdir, verbose
+                 start_timeout: float = 120, threads: int | None = None):
+        self.out, self.workdir, self.verbose, self.threads = out, workdir, verbose, threads
         self.cell_timeout, self.start_timeout = cell_timeout, start_timeout
         self.procs: dict[int, subprocess.Popen] = {}
         self.lock = threading.Lock()
@@ -148,12 +163,7 @@ class Executor:
         return marker
 
     def _spawn(self, spec: dict, device: str | None, log_path: Path, mode: str, lock: IO | None) -> int:
-        env = dict(os.environ)
-        if device is not None:
-            env["CUDA_VISIBLE_DEVICES"] = device
-        # the kernel imports the very pe_utils whose sources were hashed into the run's key
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_DIR.parent), env.get("PYTHONPATH")) if p)
-        env["PYTHONUNBUFFERED"] = "1"
+        env = worker_env(device, self.threads)
         cmd = [sys.executable, "-c", "import sys; from pe_utils.batch.run import worker_main; "
                "sys.exit(worker_main(sys.argv[1]))", json.dumps(spec, default=str)]
         with open(log_path, mode, encoding="utf-8") as fh:

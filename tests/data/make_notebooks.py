@@ -16,7 +16,7 @@ def params(src: str):
 
 
 NOTEBOOKS = {
-    # writes metrics.json and shows a plotly figure; records its device, cache and cwd
+    # writes metrics.json and shows a plotly figure; records its device, cache, cwd and threads
     "nb_quick": [
         nbf.v4.new_markdown_cell("# Quick\nA figure and a metrics file; an image beside the notebook: "
                                  "![a dot](dot.png)"),
@@ -29,7 +29,8 @@ NOTEBOOKS = {
         nbf.v4.new_code_cell(
             'Path(output_dir).mkdir(parents=True, exist_ok=True)\n'
             'metrics = {"auc": 0.5 + 0.1 * scale, "f1": 0.25, "profile": profile, "cache_dir": cache_dir,\n'
-            '           "device": os.environ.get("CUDA_VISIBLE_DEVICES"), "cwd": os.getcwd()}\n'
+            '           "device": os.environ.get("CUDA_VISIBLE_DEVICES"), "cwd": os.getcwd(),\n'
+            '           "threads": os.environ.get("OMP_NUM_THREADS")}\n'
             '_ = Path(output_dir, "metrics.json").write_text(json.dumps(metrics))'),
     ],
     # a grid over sampling_rate; reads its upstream run's output_dir (an "inputs" dependency)
