@@ -52,7 +52,7 @@ def import_cell_seconds(ipynb: Path) -> float | None:
     nb = json.loads(ipynb.read_text())
     for cell in nb.get("cells", []):
         src = "".join(cell.get("source", ""))
-        if cell.get("cell_type") == "code" and "from pe_utils import" in src:
+        if cell.get("cell_type") == "code" and "from pe_utils" in src:
             return (cell.get("metadata", {}).get("papermill") or {}).get("duration")
     return None
 

@@ -3,7 +3,9 @@
 The package lives in wings along the data flow (``phantom`` -> ``data`` -> ``learn`` ->
 ``evaluate`` -> ``experiments`` -> ``report`` -> ``batch``), each importing only from the wings
 before it, plus a few top-level modules (``profiles``, ``paths``, ``io``). Every public name
-is re-exported here, so notebooks read ``from pe_utils import fit, triage``. Names load lazily
+is re-exported from its wing and here: notebooks import a few names per wing
+(``from pe_utils.learn import fit``, ``from pe_utils.evaluate import triage``), and a quick
+script may take them from ``pe_utils`` itself. Names load lazily
 (PEP 562): ``import pe_utils`` stays cheap for the command line and the preprocessing workers,
 and torch is imported only when a name that needs it is used.
 """

@@ -1,7 +1,8 @@
 """Case2 (THESIS 5.1, 6.3): a general classifier trained on a shrinking share of Dataset2.
 
 The settings (:func:`case2_config`: the profile's ``case2`` section, one of Table 6.3's named
-experiments, the notebook's toggles), the caches (:func:`case2_caches`), the split and loaders
+experiments, the notebook's toggles; :func:`case2_setup` adds the run's folder, device and
+seeds, the first step that notebooks 04 and 05 share), the caches (:func:`case2_caches`), the split and loaders
 (:func:`case2_data`: patient split 80/20, the training fraction of Table 6.4, then the
 re-sampling), the loss, optimizer and schedule (:func:`case2_training`, through Case1's
 :func:`pe_utils.case1_training`), the schedule lesson of Appendix A (:func:`schedule_comparison`).
@@ -29,7 +30,8 @@ import torch
 from ..data import (AffineAugment, CacheSlices, DeviceLoader, TRAIN_FRACTIONS, dataset_cache, load_cache,
                     make_loader, patient_split, prepare_dataset2, resample, train_fraction_subset)
 from ..data.dataset2 import DATASETS, subset_1609_rows
-from ..learn import FocalLoss, build_scheduler, class_weights
+from ..learn import FocalLoss, build_scheduler, class_weights, pick_device, seed_everything
+from ..paths import default_output_dir
 from ..profiles import load_experiments, resolve
 from .case1 import case1_training
 from .resume import RESUME_IGNORE, cache_fingerprint, check_resume
@@ -106,6 +108,33 @@ def case2_config(profile: str, experiment: int | None = None, train_fraction: fl
         if cfg[key] not in allowed:
             raise ValueError(f"{key} must be one of {allowed}, got {cfg[key]!r}")
     return cfg
+
+
+#: the settings that tell Case2/Case4 runs apart, printed when a run starts
+SETUP_SHOWN = ("experiment", "dataset", "arch", "lr", "batch_size", "optimizer", "sampling", "schedule")
+
+
+def case2_setup(notebook: str, profile: str, experiment: int | None = None, train_fraction: float = 100,
+                output_dir: str | Path | None = None, **given: Any) -> tuple[dict[str, Any], Path, torch.device]:
+    """A Case2 or Case4 run's start, the same in notebooks 04 and 05: its settings
+    (:func:`case2_config`), its folder (made), its device, and the seed set for initialisation.
+
+    Args:
+        notebook: the notebook's name (``"04_case2_supervised"``), the default folder's parent.
+        output_dir: the run's folder; None: ``runs/<notebook>/fraction-<f>-seed<seed>``.
+        profile, experiment, train_fraction, **given: as :func:`case2_config`.
+
+    Returns:
+        ``(cfg, output_dir, device)``; the device and the settings in :data:`SETUP_SHOWN` are printed.
+    """
+    cfg = case2_config(profile, experiment, train_fraction, **given)
+    folder = Path(output_dir) if output_dir is not None else default_output_dir(
+        notebook, f"fraction-{train_fraction}-seed{cfg['seed']}")
+    folder.mkdir(parents=True, exist_ok=True)
+    device = pick_device()
+    seed_everything(cfg["seed"])
+    print(device, {k: cfg[k] for k in SETUP_SHOWN})
+    return cfg, folder, device
 
 
 def case2_caches(profile: str, cfg: dict, cache_dir=None, test_cache_dir=None) -> tuple[Path, Path]:
