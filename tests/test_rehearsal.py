@@ -3,7 +3,7 @@
 ``batch --rehearse`` (two runs at a time, as ``make rehearse``) narrowed to one rate, one fraction and one seed: the rehearsal's phantom is
 written in the RSNA layout with its ``train.csv``, the batch builds the three manifests and
 caches from it, and every notebook of the thesis plan runs at the thesis profile's network,
-image size and optimisers with the rehearsal's caps (``make rehearse`` runs all 147).
+image size and optimisers with the rehearsal's caps (``make rehearse`` runs all 155).
 Marked slow: ResNet50 at 128 px on a CPU.
 """
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pe_utils.profiles import PROFILES, rehearsal_caps
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("00_preprocessing", "01_case1_supervised", "01_case1_context", "02_case3_pretrain",
-             "03_case3_finetune", "03_case3_finetune_75", "02_case4_pretrain", "04_case2_supervised",
-             "05_case4_contrastive", "06_explain", "07_summary")
+             "03_case3_finetune", "03_case3_finetune_75", "02_case3_pretrain_context", "03_case3_finetune_context",
+             "02_case4_pretrain", "04_case2_supervised", "05_case4_contrastive", "06_explain", "07_summary")
 
 pytestmark = pytest.mark.slow
 

@@ -152,6 +152,14 @@ class SimCLRViews:
     Call: ``views(x (B, C, H, W) float in [0, 1], keys (B, 3)) -> (view1, view2)``, each
     ``(B, C, H, W)`` in [0, 1]; the views come from streams 0 and 1 of each key.
 
+    Channels: a sample's parameters are drawn once and act on all its channels alike, so a
+    gray slice (C = 1), RGB windows (C = 3) and a 2.5D stack of a slice with its neighbours
+    (:mod:`pe_utils.data.context`) are treated the same way: one crop of every channel, one
+    brightness factor, one contrast map about the mean of all channels (a slice stacked with
+    copies of itself gets its single-slice view), a blur within each channel. No hue,
+    saturation or grayscale step reads the channels as colours, so no channel is mixed into
+    another.
+
     Raises:
         ValueError: a range out of order or outside its bounds, a probability outside [0, 1].
     """

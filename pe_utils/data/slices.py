@@ -63,10 +63,14 @@ class CacheSlices(CacheDataset):
         return 0 if self.context is None else self.context.shape[1] // 2
 
     @property
+    def slice_channels(self) -> int:
+        """Channels of one cache slice: ``C`` (1 gray, 3 RGB windows)."""
+        return 1 if self.images.ndim == 3 else int(self.images.shape[1])
+
+    @property
     def channels(self) -> int:
         """Channels of an item: ``(2k + 1) * C``."""
-        c = 1 if self.images.ndim == 3 else int(self.images.shape[1])
-        return (2 * self.k + 1) * c
+        return (2 * self.k + 1) * self.slice_channels
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x, y, keys = self.__getitems__([i])

@@ -9,7 +9,9 @@ compare on the same test slices:
   the two steps' epochs and learning rates, ``keep_head_layers``, ``match_case1_epochs``), then
   the given values;
 - :func:`case3_model`: the pretraining run's network turned into a classifier
-  (:func:`pe_utils.to_classifier`);
+  (:func:`pe_utils.to_classifier`), fed the input it was pretrained on: a 2.5D encoder
+  (``context`` k > 0, :mod:`pe_utils.data.context`) fine-tunes on Case1's 2.5D data, and a
+  fine-tuning context other than the encoder's is refused;
 - :func:`case3_step`: step 1 freezes the encoder (its BatchNorm statistics too) and trains the
   new head from ``step1_lr``; step 2 trains the whole network from ``step2_lr``; each with
   Case1's loss, optimizer and step decay (:func:`pe_utils.case1_training`);
@@ -26,7 +28,7 @@ import torch
 
 from ..learn import set_backbone_trainable, to_classifier
 from ..profiles import resolve
-from .case1 import Case1Data, case1_config, case1_training
+from .case1 import Case1Data, _context_k, case1_config, case1_training
 from .case1_results import case1_record
 from .pretrain import load_pretrained
 
@@ -43,15 +45,21 @@ def case3_config(profile: str, sampling_rate: str | Fraction, **given: Any) -> t
             ``keep_head_layers``, ...); ``None`` means "the profile's value". Where the profile
             sets ``match_case1_epochs`` (the demo), step 2 trains Case1's epochs at this rate less
             step 1's, so both cases train as many epochs at every rate; a given ``step2_epochs``
-            wins.
+            wins. ``context`` (k >= 0; None: the pretrained encoder's): the 2.5D input of
+            :func:`pe_utils.case1_config`, which must be the encoder's.
 
     Returns:
         ``(cfg, rate_key, test_name)``; ``cfg["epochs"]`` is the two steps' epochs together.
-        ``cfg["arch"]`` is Case1's until :func:`case3_model` reads the pretrained network's.
+        ``cfg["arch"]`` is Case1's until :func:`case3_model` reads the pretrained network's;
+        so is ``cfg["context"]``: the given value (0 included), absent when None, until
+        :func:`case3_model` checks it against the encoder's and keeps it as Case1 does (only
+        when not 0).
 
     Raises:
-        ValueError: unknown profile, a bad rate, a step with fewer than 0 epochs.
+        ValueError: unknown profile, a bad rate, a step with fewer than 0 epochs, a context not
+            a whole number >= 0.
     """
+    context = given.pop("context", None)
     cfg, rate_key, test_name = case1_config(profile, sampling_rate)
     case1_epochs = cfg["epochs"]
     cfg.update(resolve("case3", profile, **given))
@@ -61,6 +69,8 @@ def case3_config(profile: str, sampling_rate: str | Fraction, **given: Any) -> t
     if min(cfg["step1_epochs"], cfg["step2_epochs"]) < 0:
         raise ValueError(f"step epochs must be >= 0, got {cfg['step1_epochs']} and {cfg['step2_epochs']}")
     cfg["epochs"] = cfg["step1_epochs"] + cfg["step2_epochs"]
+    if context is not None:
+        cfg["context"] = _context_k(context)
     return cfg, rate_key, test_name
 
 
@@ -70,23 +80,34 @@ def case3_model(pretrain_dir: str | Path, cfg: dict, pretrain_epochs: int | None
 
     Args:
         pretrain_dir: the pretraining run's output folder (or its ``simclr.pt``).
-        cfg: from :func:`case3_config` (``keep_head_layers``, ``dropout``, ``bias_prior``);
-            ``cfg["arch"]`` is set to the pretrained network's architecture.
+        cfg: from :func:`case3_config` (``keep_head_layers``, ``dropout``, ``bias_prior``,
+            ``context``); ``cfg["arch"]`` is set to the pretrained network's architecture and
+            ``cfg["context"]`` to its context (absent when 0, as :func:`pe_utils.case1_config`).
         pretrain_epochs: which snapshot (``None``: the run's last epoch).
 
     Returns:
         ``(model, pretrained)``: a :class:`pe_utils.learn.models.Classifier` on the CPU, and
-        ``{"pretrained_from", "pretrain_epochs", "arch", "image_size"}`` of the file read.
+        ``{"pretrained_from", "pretrain_epochs", "arch", "image_size", "context"}`` of the file read.
 
     Raises:
-        FileNotFoundError: no pretrained network there; ValueError: no snapshot of that epoch.
+        FileNotFoundError: no pretrained network there; ValueError: no snapshot of that epoch,
+        or ``cfg["context"]`` given and not the encoder's (the encoder's first layer reads
+        ``2k + 1`` slices: another input would not fit it, or mean something else).
     """
     simclr, ckpt = load_pretrained(pretrain_dir, pretrain_epochs)
+    # a simclr.pt made before the 2.5D input records no context: one slice
+    encoder = int(ckpt["config"].get("context", 0))
+    wanted = cfg.pop("context", None)
+    if wanted is not None and int(wanted) != encoder:
+        raise ValueError(f"fine-tuning context={wanted} differs from the pretrained encoder's context={encoder} "
+                         f"({ckpt['path']}): give context={encoder} (or None), or pretrain with context={wanted}")
+    if encoder:
+        cfg["context"] = encoder
     model = to_classifier(simclr, keep_head_layers=cfg["keep_head_layers"], dropout=cfg["dropout"],
                           bias_prior=cfg["bias_prior"])
     cfg["arch"] = ckpt["config"]["arch"]
     return model, {"pretrained_from": ckpt["path"], "pretrain_epochs": int(ckpt["epoch"]),
-                   "arch": ckpt["config"]["arch"], "image_size": ckpt["config"]["image_size"]}
+                   "arch": ckpt["config"]["arch"], "image_size": ckpt["config"]["image_size"], "context": encoder}
 
 
 def case3_step(model: torch.nn.Module, cfg: dict, step: int, steps_per_epoch: int):
@@ -132,8 +153,8 @@ def join_histories(*histories: list[dict]) -> list[dict]:
 def case3_record(data: Case1Data, *, cfg: dict, pretrained: dict, notebook: str = "03_case3_finetune",
                  **case1_args: Any) -> dict[str, Any]:
     """The ``metrics.json`` of a fine-tuning run (schema ``"case3"``): Case1's record
-    (:func:`pe_utils.case1_record`) plus ``case``, ``pretrain_epochs``, ``pretrained_from``,
-    ``keep_head_layers`` and the steps' epochs and learning rates.
+    (:func:`pe_utils.case1_record`, its ``context`` included) plus ``case``, ``pretrain_epochs``,
+    ``pretrained_from``, ``keep_head_layers`` and the steps' epochs and learning rates.
 
     Args:
         data, cfg: as :func:`pe_utils.case1_record` takes them (``cfg`` from :func:`case3_config`).

@@ -30,11 +30,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..data import CacheSlices, DeviceLoader, SimCLRViews, load_cache, make_loader
+from ..data import CacheSlices, DeviceLoader, SimCLRViews, context_rows, load_cache, make_loader
 from ..learn.checkpoint import LAST, config_diff  # LAST: the file fit resumes from
 from ..learn import (NTXentLoss, build_optimizer, build_simclr, contrastive_step, fit, load_checkpoint,
                      save_checkpoint, to_checkpoint_plain)
 from ..profiles import resolve
+from .case1 import _context_k  # one rule for a context setting: Case1's, whose data fine-tuning reads
 from .resume import RESUME_IGNORE, cache_fingerprint, check_resume
 
 #: the pretrained network a run leaves in its output folder
@@ -54,14 +55,28 @@ def pretrain_config(profile: str, dataset: str = "dataset1", **given: Any) -> di
     ``case2`` section's image size, unless ``image_size`` is given. In the thesis profile both
     are 128 px whole slices already; the CPU demo's Case3 pretrains on Case1's crop at 32 px.
 
+    ``context`` (k >= 0, :mod:`pe_utils.data.context`; beyond the thesis) pretrains on Case1's
+    2.5D input: each slice with its k neighbours of the same series on each side as channels, so
+    that Case3 fine-tunes the encoder on the input it learned from (:func:`pe_utils.case3_model`
+    refuses another). 0, the default, is the thesis's single slice; as in
+    :func:`pe_utils.case1_config`, ``cfg`` holds ``"context"`` only when it is not 0 (a
+    single-slice run's settings, its checkpoints' config and a resume stay as they were).
+
     Raises:
-        ValueError: unknown profile, or a given name the section lacks.
+        ValueError: unknown profile, a given name the section lacks, a context not a whole
+            number >= 0, or a context with Dataset2 (Cases 2 and 4 read single slices).
     """
-    cfg = resolve("pretrain", profile, **given)
+    context = _context_k(0 if given.get("context") is None else given["context"])
+    cfg = resolve("pretrain", profile, **{k: v for k, v in given.items() if k != "context"})
     if str(dataset).startswith("dataset2"):
+        if context:
+            raise ValueError(f"context={context} is Case3's 2.5D input (Dataset1); Cases 2 and 4 read "
+                             f"single slices, so {dataset} pretrains with context 0")
         cfg["crop"] = None
         if given.get("image_size") is None:
             cfg["image_size"] = resolve("case2", profile)["image_size"]
+    if context:
+        cfg["context"] = context
     return cfg
 
 
@@ -75,10 +90,18 @@ def pretrain_loader(cache: Any, cfg: dict, device: torch.device | str = "cpu", r
     (:class:`pe_utils.SimCLRViews`: random crop and resize, contrast distortion, Gaussian blur,
     THESIS 4.2), each sample's from its key ``(seed, epoch, position)``.
 
+    With a context k > 0 each image is the slice and its k neighbours of the same series on each
+    side, stacked as ``C = (2k + 1) * C_slice`` channels (:func:`pe_utils.context_rows`, as Case1's
+    loaders: the edge slice repeated at a series end, never a slice of another series); a view
+    moves every channel together (one crop, one intensity map, one blur per sample) and mixes no
+    channel into another (:class:`pe_utils.SimCLRViews`).
+
     Args:
-        cache: a :func:`pe_utils.load_cache` result (anything with ``.images``) or its folder.
+        cache: a :func:`pe_utils.load_cache` result (anything with ``.images``, and ``.index``
+            with a context) or its folder.
         cfg: from :func:`pretrain_config`; uses ``image_size``, ``batch_size``, ``seed``,
-            ``num_workers`` and ``crop`` (absent or None: the whole slice).
+            ``num_workers``, ``crop`` (absent or None: the whole slice) and ``context``
+            (absent: 0).
         device: where batches go (pinned memory on CUDA).
         rank, world: this process and the number of processes (torchrun). With ``world > 1``
             a ``DistributedSampler`` gives each process ``batch_size // world`` images per step,
@@ -90,16 +113,22 @@ def pretrain_loader(cache: Any, cfg: dict, device: torch.device | str = "cpu", r
         is dropped (every process needs the same N for the gathered loss).
 
     Raises:
-        ValueError: ``batch_size`` not divisible by ``world``, or fewer images than one batch.
+        ValueError: ``batch_size`` not divisible by ``world``, fewer images than one batch, a bad
+            context, or a context without the cache's index (:func:`pe_utils.context_rows`).
     """
-    images = load_cache(cache).images if isinstance(cache, (str, Path)) else cache.images
+    cache = load_cache(cache) if isinstance(cache, (str, Path)) else cache
+    images, k = cache.images, _context_k(cfg.get("context", 0))
+    if k and getattr(cache, "index", None) is None:
+        raise ValueError(f"context={k} needs the cache's index (series and slice order): pass a "
+                         "load_cache result or the cache's folder")
     batch = int(cfg["batch_size"])
     if batch % world:
         raise ValueError(f"batch_size {batch} is not divisible by the {world} processes")
     if len(images) < batch:
         raise ValueError(f"{len(images)} images are fewer than one batch of {batch}: lower batch_size")
     # the labels CacheSlices carries are zeros, and DeviceLoader's pair mode drops them anyway
-    dataset = CacheSlices(images, np.zeros(len(images), np.float32), None, seed=cfg["seed"])
+    dataset = CacheSlices(images, np.zeros(len(images), np.float32), None, seed=cfg["seed"],
+                          context=context_rows(cache.index, k) if k else None)
     if world == 1:
         slices = make_loader(dataset, batch, shuffle=True, seed=cfg["seed"], num_workers=cfg["num_workers"],
                              device=device, drop_last=True)
@@ -125,14 +154,19 @@ def pretrain_setup(cfg: dict, in_channels: int = 1, distributed: bool = False):
 
     Args:
         cfg: from :func:`pretrain_config` (``arch``, ``hidden``, ``out_dim``, ``temperature``,
-            ``lr``, ``momentum``); seed torch first for a reproducible initialisation.
-        in_channels: 1 (gray cache) or 3 (RGB windows).
+            ``lr``, ``momentum``, ``context``); seed torch first for a reproducible initialisation.
+        in_channels: the cache's channels per slice, 1 (gray cache) or 3 (RGB windows); the
+            encoder reads ``(2k + 1) * in_channels`` with a context k (2.5D).
         distributed: gather the negatives from every process (torchrun).
 
     Returns:
         ``(model, criterion, optimizer)``; the learning rate is constant (no scheduler).
+
+    Raises:
+        ValueError: a bad context in ``cfg``.
     """
-    model = build_simclr(cfg["arch"], in_channels=in_channels, hidden=cfg["hidden"], out_dim=cfg["out_dim"])
+    width = 2 * _context_k(cfg.get("context", 0)) + 1   # the slice and its neighbours
+    model = build_simclr(cfg["arch"], in_channels=width * in_channels, hidden=cfg["hidden"], out_dim=cfg["out_dim"])
     criterion = NTXentLoss(temperature=cfg["temperature"], gather_distributed=distributed)
     optimizer = build_optimizer(model, "sgd", lr=cfg["lr"], momentum=cfg["momentum"])
     return model, criterion, optimizer
@@ -327,7 +361,8 @@ def pretrain_record(cfg: dict, history: list[dict], path: str | Path, *, profile
     return {
         "notebook": notebook, "profile": profile, "case": "case3" if dataset == "dataset1" else "case4",
         "dataset": dataset, "arch": cfg["arch"],
-        "image_size": cfg["image_size"], "batch_size": cfg["batch_size"], "epochs": len(history),
+        "image_size": cfg["image_size"], "context": int(cfg.get("context", 0)),
+        "batch_size": cfg["batch_size"], "epochs": len(history),
         "lr": cfg["lr"], "temperature": cfg["temperature"], "seed": cfg["seed"], "n_images": n_images,
         "loss_first": first.get("train_loss"), "loss_last": last.get("train_loss"),
         "twin_top1_last": last.get("train_twin_top1"), "checkpoint": str(path),

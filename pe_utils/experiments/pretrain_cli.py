@@ -43,6 +43,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=None, help="global batch (default: the profile's)")
     p.add_argument("--seed", type=int, default=None,
                    help="initialisation, order and views (default: the profile's; the batch's Case4 runs one per seed)")
+    p.add_argument("--context", type=int, default=None,
+                   help="2.5D: each slice with K neighbours of its series on each side as channels, the input "
+                        "notebook 03 then fine-tunes on (default 0: one slice, the thesis)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if checkpoints exist")
     p.add_argument("--keep-checkpoints", action="store_true",
@@ -68,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
-        cfg = pretrain_config(args.profile, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+        cfg = pretrain_config(args.profile, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                              context=args.context)
         # one process prepares the data (a phantom may have to be made), the others wait for it
         if rank == 0:
             cache_dir = prepare_cache(args.profile, args.cache, progress=not args.quiet)
@@ -77,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         if rank != 0:
             cache_dir = prepare_cache(args.profile, args.cache, progress=False)
         cache = load_cache(cache_dir)
-        in_channels = 1 if cache.images.ndim == 3 else int(cache.images.shape[1])
         loader = pretrain_loader(cache, cfg, device, rank=rank, world=world)
+        in_channels = loader.dataset.slice_channels   # per slice; pretrain_setup widens it for a context
         seed_everything(cfg["seed"])  # the same initial weights in every process
         model, criterion, optimizer = pretrain_setup(cfg, in_channels, distributed=world > 1)
         model.to(device)

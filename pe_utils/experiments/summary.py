@@ -10,6 +10,8 @@ spread is the sample standard deviation across seeds (``ddof=1``): error bars ar
 
 A method is a family (``supervised``: notebook 01; ``contrastive``: notebook 03) and, for
 Case3, the encoder's pretraining epochs: the thesis compares 75 and 150 (Figs 6.13-6.16).
+Beyond the thesis, each family fed 2.5D input (a slice with its k neighbours as channels)
+is a method of its own: ``supervised 2.5D (k=1)``, ``contrastive 2.5D (k=1)``.
 
 Also what notebook 07 reads (:func:`reports_folder`) and Table 6.2 laid out beside the thesis's
 (:func:`table_6_2`). The module is longer than 300 lines because it holds one idea whole: the
@@ -17,6 +19,7 @@ summary of the Case1-style runs, from the folder they are read from to the table
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -139,21 +142,25 @@ METHOD_NOTEBOOKS = {"01_case1_supervised": "supervised", "03_case3_finetune": "c
 METHOD_CASES = {"supervised": ("Case1", "01"), "contrastive": ("Case3", "02,03")}
 
 
-def method_name(family: str, pretrain_epochs: float | None = None, context: float | None = None) -> str:
+def method_name(family: str, pretrain_epochs: float | None = None, context: float | None = None,
+                epochs_of_2_5d: bool = False) -> str:
     """A method's name in tables and legends: ``"supervised"``, ``"contrastive (150 epochs)"``,
-    ``"supervised 2.5D (k=1)"``.
+    ``"supervised 2.5D (k=1)"``, ``"contrastive 2.5D (k=1)"``.
 
     Args:
         family: ``"supervised"`` or ``"contrastive"``.
         pretrain_epochs: the contrastive encoder's pretraining epochs (None or NaN: not given).
         context: neighbouring slices on each side fed as channels (None, NaN or 0: one slice).
+        epochs_of_2_5d: name a 2.5D contrastive method's pretraining epochs too,
+            ``"contrastive 2.5D (k=1, 75 epochs)"``; by default a 2.5D method is named by its
+            family and k alone (the plan pretrains one 2.5D encoder; :func:`method_runs` asks
+            for the epochs where runs of two encoders would otherwise share a name).
     """
-    name = family
-    if family == "contrastive" and pretrain_epochs is not None and np.isfinite(float(pretrain_epochs)):
-        name = f"contrastive ({int(pretrain_epochs)} epochs)"
+    epochs = pretrain_epochs is not None and np.isfinite(float(pretrain_epochs))
     if context is not None and np.isfinite(float(context)) and int(context) > 0:
-        name = f"{family} 2.5D (k={int(context)})" if name == family else f"{name}, 2.5D (k={int(context)})"
-    return name
+        more = f", {int(pretrain_epochs)} epochs" if family == "contrastive" and epochs and epochs_of_2_5d else ""
+        return f"{family} 2.5D (k={int(context)}{more})"
+    return f"contrastive ({int(pretrain_epochs)} epochs)" if family == "contrastive" and epochs else family
 
 
 def thesis_method(column: str) -> str:
@@ -163,11 +170,14 @@ def thesis_method(column: str) -> str:
 
 
 def _method_key(name: str) -> tuple:
-    """Sort key: supervised, then contrastive by epochs, then any other name."""
+    """Sort key: one slice before 2.5D (by k); within each, supervised, then contrastive by
+    epochs, then any other name."""
     family, _, rest = name.partition(" (")
-    epochs = rest.split(" ")[0]
-    return (0 if family == "supervised" else 1 if family == "contrastive" else 2,
-            int(epochs) if epochs.isdigit() else -1, name)
+    family, _, _ = family.partition(" 2.5D")
+    k = re.search(r" 2\.5D \(k=(\d+)", name)
+    epochs = re.search(r"(\d+) epochs", rest)
+    return (int(k.group(1)) if k else 0, 0 if family == "supervised" else 1 if family == "contrastive" else 2,
+            int(epochs.group(1)) if epochs else -1, name)
 
 
 def method_runs(runs: pd.DataFrame, rate: str = "sampling_rate") -> pd.DataFrame:
@@ -181,7 +191,8 @@ def method_runs(runs: pd.DataFrame, rate: str = "sampling_rate") -> pd.DataFrame
     Returns:
         The kept rows with ``family`` and ``method`` (:func:`method_name`: Case3 runs are
         grouped by ``pretrain_epochs``, so 75 and 150 epochs are two methods, and a 2.5D run
-        (``context`` > 0) is a method of its own), sorted by
+        (``context`` > 0) is a method of its own per family and k, named with its encoder's
+        epochs only where 2.5D encoders of different epochs were fine-tuned), sorted by
         method, rate (Table 6.1's order) and seed; index reset. Empty (with those two
         columns) when no run is kept.
     """
@@ -191,8 +202,12 @@ def method_runs(runs: pd.DataFrame, rate: str = "sampling_rate") -> pd.DataFrame
     kept["family"] = kept["notebook"].map(METHOD_NOTEBOOKS)
     epochs = kept["pretrain_epochs"] if "pretrain_epochs" in kept else pd.Series(np.nan, index=kept.index)
     context = kept["context"] if "context" in kept else pd.Series(np.nan, index=kept.index)
-    kept["method"] = [method_name(f, pd.to_numeric(e, errors="coerce"), pd.to_numeric(k, errors="coerce"))
-                      for f, e, k in zip(kept["family"], epochs, context)]
+    epochs, context = pd.to_numeric(epochs, errors="coerce"), pd.to_numeric(context, errors="coerce")
+    kept["method"] = [method_name(f, e, k) for f, e, k in zip(kept["family"], epochs, context)]
+    # two 2.5D encoders' runs under one name would be averaged together: name their epochs
+    mixed = epochs.groupby(kept["method"]).transform("nunique") > 1
+    kept.loc[mixed, "method"] = [method_name(f, e, k, epochs_of_2_5d=True)
+                                 for f, e, k in zip(kept["family"][mixed], epochs[mixed], context[mixed])]
     order = rate_order(kept[rate])
     keys = {"_m": kept["method"].map(_method_key), "_r": kept[rate].astype(str).map(order.index)}
     if "seed" in kept:

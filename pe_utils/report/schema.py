@@ -175,6 +175,7 @@ PRETRAIN_KEYS: dict[str, str] = {
     "dataset": "the unlabelled images pretrained on: 'dataset1' (Case3) or 'dataset2' (Case4)",
     "arch": "encoder architecture",
     "image_size": "side of the views fed to the encoder, pixels",
+    "context": "neighbouring slices of the same series stacked beside each slice as channels, on each side (0: the slice alone, the thesis; beyond the thesis: 2.5D, the input Case3 then fine-tunes on)",
     "batch_size": "images per step (global: 2 x this many views; split across processes under torchrun)",
     "epochs": "epochs of pretraining done",
     "lr": "constant learning rate of SGD",

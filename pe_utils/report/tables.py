@@ -206,21 +206,26 @@ BESIDE_CASE1 = ("epochs", "auc", "f1", "oracle_workload_pct", "practical_workloa
 
 
 def beside_case1(record: Mapping[str, Any], reports_dir, rate: str) -> "Table | str":
-    """A Case3 run's figures beside Case1's newest single-slice run at the same rate (notebook 03),
-    or a sentence naming the command that makes that run.
+    """A Case3 run's figures beside Case1's newest run at the same rate and input (notebook 03):
+    single-slice beside single-slice, 2.5D beside 2.5D of the same k; or a sentence naming the
+    command that makes that run.
 
     Args:
-        record: the Case3 run's ``metrics.json`` record; reports_dir: where Case1's runs are;
-        rate: the sampling rate (``"1/3"``).
+        record: the Case3 run's ``metrics.json`` record (its ``context``: absent or 0, one slice);
+        reports_dir: where Case1's runs are; rate: the sampling rate (``"1/3"``).
     """
     from .quality import worded
     from .schema import read_metrics
 
+    k = int(record.get("context") or 0)
     runs = read_metrics(reports_dir, notebook="01_case1_supervised")
     if len(runs):
         context = pd.to_numeric(runs["context"], errors="coerce").fillna(0) if "context" in runs else 0
-        runs = runs[(runs["sampling_rate"] == rate) & (context == 0)]   # not a 2.5D run
+        runs = runs[(runs["sampling_rate"] == rate) & (context == k)]   # the same input as the Case3 run
     if not len(runs):
+        if k:
+            return (f"No Case1 2.5D run (context={k}) at {rate} yet: run notebook 01 at sampling_rate={rate!r}, "
+                    f"context={k} (or the batch's --cases case1_context) to compare.")
         return (f"No Case1 run at {rate} yet: run notebook 01 at sampling_rate={rate!r} (or the batch's "
                 "--cases 01) to compare.")
     both = pd.DataFrame([dict(runs.iloc[-1]), dict(record)], index=["Case1", "Case3"])
