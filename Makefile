@@ -53,6 +53,7 @@ bench: venv
 	$(PY) bench/pretrain.py
 	$(PY) bench/loader.py
 	$(PY) bench/masks.py
+	$(PY) bench/batch_overhead.py --startup
 	@if [ -f data/cache-demo/masks.npy ]; then $(PY) bench/localisation.py --cache data/cache-demo; \
 	 else echo "bench/localisation.py: no data/cache-demo/masks.npy; run make demo first"; fi
 	@if [ -d reports/demo ]; then $(PY) bench/batch_overhead.py reports/demo; \

@@ -14,13 +14,21 @@ the final ``run ...: success in``) and its executed ``<run>.ipynb`` (papermill's
 - notebook size and HTML size (MB), plotly.js copies in the notebook.
 
     python bench/batch_overhead.py reports/smoke
+    python bench/batch_overhead.py --startup      # a worker's imports, with and without rfc3987-syntax
+
+``--startup`` times, in fresh interpreters, what every run's worker imports before its kernel
+starts (papermill and nbconvert), the way the batch starts it
+(:func:`pe_utils.batch.run.without_iri_grammars`) against plain imports, and prints the ratio.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import re
+import statistics
+import subprocess
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -85,10 +93,38 @@ def run_figures(marker: Path) -> dict | None:
     }
 
 
+WORKER_IMPORTS = "import papermill, nbconvert"
+AS_THE_BATCH = "from pe_utils.batch.run import without_iri_grammars; without_iri_grammars(); "
+
+
+def startup(repeats: int) -> int:
+    """Median seconds of a worker's imports: plain, then as the batch starts them; their ratio."""
+    def median(code: str) -> float:
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    plain = median(f"import pe_utils.batch.run; {WORKER_IMPORTS}")
+    batch = median(AS_THE_BATCH + WORKER_IMPORTS)
+    print(f"worker imports, median of {repeats} fresh interpreters: plain {plain:.2f} s, "
+          f"as the batch starts them {batch:.2f} s; ratio {batch / plain:.2f} "
+          f"({plain - batch:.2f} s saved per run)")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("report", type=Path, help="the batch's report folder, e.g. reports/smoke")
+    p.add_argument("report", type=Path, nargs="?", help="the batch's report folder, e.g. reports/smoke")
+    p.add_argument("--startup", action="store_true", help="time a worker's imports instead (see above)")
+    p.add_argument("--repeats", type=int, default=5, help="fresh interpreters per variant for --startup")
     args = p.parse_args(argv)
+    if args.startup:
+        return startup(args.repeats)
+    if args.report is None:
+        p.error("give the report folder, or --startup")
     rows = [r for m in sorted(args.report.glob("*/*.status.json")) if (r := run_figures(m))]
     if not rows:
         print(f"no run with a log under {args.report}", file=sys.stderr)

@@ -26,7 +26,8 @@ def _row(est, notebook, run):
 
 @pytest.fixture(scope="module")
 def thesis(tmp_path_factory):
-    """The thesis profile's 147 runs (with the 75-epoch Case3 fine-tuning, five Case4 pretrainings and Case1 2.5D), estimated once for the module (FLOPs and memory counted once)."""
+    """The thesis profile's 155 runs (with the 75-epoch Case3 fine-tuning, five Case4 pretrainings,
+    Case1's and Case3's 2.5D runs), estimated once for the module (FLOPs and memory counted once)."""
     runs = _runs(tmp_path_factory.mktemp("thesis"))
     return runs, estimate(runs, "thesis", throughput=3929, devices=1, report_size=12e6)
 
@@ -62,7 +63,7 @@ def test_case2_run_matches_a_hand_count(thesis):
 def test_every_thesis_training_run_spends_at_most_a_quarter_on_evaluation(thesis):
     runs = thesis[1].runs
     training = runs[runs.trains]
-    assert len(training) == 144      # every run of the thesis plan but 00, 06 and 07
+    assert len(training) == 152      # every run of the thesis plan but 00, 06 and 07
     over = training[training.eval_share > EVAL_SHARE_GOAL]
     assert over[["notebook", "run", "eval_share"]].values.tolist() == []
     # notebook 06 is forward-only by design: listed, not a training run
@@ -96,11 +97,22 @@ def test_epochs_parameter_halves_the_images_trained(tmp_path, thesis):
 
 def test_thesis_profile_writes_at_most_100_gb(thesis):
     runs, est = thesis
-    assert len(runs) == 147
+    assert len(runs) == 155
     assert 0 < est.disk["checkpoints_written"] <= est.disk["written"] <= DISK_GOAL
     assert est.disk["kept"] <= est.disk["written"]
     # one checkpoint a fit at least: a ResNet50 with SGD momentum is about 188 MB
     assert est.disk["checkpoints_written"] > 120 * 0.18e9
+
+
+def test_a_2_5d_run_counts_its_neighbour_channels(thesis):
+    """context = 1: three slices as channels; only the first convolution grows (a few %)."""
+    rows = thesis[1].runs
+    single = _row(thesis[1], "01_case1_supervised", "rate-1_2")
+    context = _row(thesis[1], "01_case1_context", "rate-1_2")
+    assert context.images_trained == single.images_trained
+    assert 1.0 < context.flops / single.flops < 1.1
+    pre = rows[rows.notebook == "02_case3_pretrain_context"].iloc[0]
+    assert pre.flops > rows[rows.notebook == "02_case3_pretrain"].iloc[0].flops
 
 
 def test_resnet50_flops_near_the_published_figure():

@@ -72,7 +72,7 @@ from .index_page import write_index
 from .plan import PlanError, Run, find_plan, load_plan, plan_root
 from .data import DataError, describe_data
 from .prepare import prepare, unprepared
-from .run import Executor, execute, raise_interrupt
+from .run import Executor, execute, raise_interrupt, without_iri_grammars
 from .state import index_rows
 
 __all__ = ["main", "build_parser"]
@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.rehearse:
         args.profile = "rehearse"
+    without_iri_grammars()   # the plan reads notebooks with nbformat: 2 s less a command
     try:
         check_parameters(args.parameter, args.profile, parse=_value)   # -p epochs abc: refused now
         plan = Path(args.plan) if args.plan else find_plan()
