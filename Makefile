@@ -3,8 +3,8 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
-# The torch build pinned here is the one served from local disk on the project's machines
-# (a CUDA build that also runs on CPU). Newer releases are not required.
+# torch and torchvision as the suite is tested with them (a CUDA build, which runs on a CPU too);
+# newer releases are not required.
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
 PROFILE ?= demo
