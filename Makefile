@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: venv
-	$(PY) -m pe_utils batch --profile $(PROFILE) --out reports/$(PROFILE)
+	$(PY) -m pe_utils batch --profile $(PROFILE) --runs-per-device 2 --out reports/$(PROFILE)
 
 # the whole thesis plan through the real-data path, capped: the check before the long GPU batch
 rehearse: venv
