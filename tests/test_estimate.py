@@ -104,6 +104,18 @@ def test_thesis_profile_writes_at_most_100_gb(thesis):
     assert est.disk["checkpoints_written"] > 120 * 0.18e9
 
 
+def test_a_finished_run_keeps_its_weights_and_its_checkpoint_only_when_asked(tmp_path, thesis):
+    """The notebooks delete a finished run's checkpoint unless keep_checkpoints: kept = weights."""
+    runs = thesis[1].runs
+    assert runs.checkpoint_kept.sum() == pytest.approx(runs.weights_kept.sum())
+    one = dict(cases=["case2"], narrow={"train_fraction": ["100"], "seed": ["0"]})
+    plain = estimate(_runs(tmp_path / "a", **one), "thesis", memory=False).runs.iloc[0]
+    kept = estimate(_runs(tmp_path / "b", **one, extra={"keep_checkpoints": True}), "thesis",
+                    memory=False).runs.iloc[0]
+    # Adam: weights + two moments, 4 bytes each, on top of the final weights
+    assert kept.checkpoint_kept == pytest.approx(plain.checkpoint_kept + 3 * plain.weights_kept)
+
+
 def test_a_2_5d_run_counts_its_neighbour_channels(thesis):
     """context = 1: three slices as channels; only the first convolution grows (a few %)."""
     rows = thesis[1].runs

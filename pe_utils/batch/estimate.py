@@ -28,8 +28,10 @@ of a batch); every figure is a projection:
   GPUs longest first, one run per GPU at a time.
 - **Disk:** one resumable checkpoint a training step (weights 4 bytes/parameter + optimizer
   state: SGD momentum 1x, Adam 2x), rewritten every ``checkpoint_every`` seconds of projected
-  time and once at the end; kept: that checkpoint and the final weights (an upper bound: the
-  notebooks delete the checkpoint of a finished run unless ``keep_checkpoints``). Caches are
+  time and once at the end; kept: the final weights (``model.pt``; the pretrainings' ``simclr.pt``
+  and snapshots), since the notebooks delete a finished run's checkpoint, and that checkpoint
+  too for a run given ``keep_checkpoints``; while a run trains, its checkpoint is on disk beside
+  them (one a device at a time). Caches are
   images x side x side uint8 bytes. Reports: measured on an earlier batch under ``reports/``
   when one is there, else assumed (see :func:`report_bytes`).
 """
@@ -346,7 +348,7 @@ def estimate(runs: list, profile: str, throughput: float = DEFAULT_THROUGHPUT, d
             ckpt = 4 * n_params * (1 + OPTIMIZER_STATE.get(optimizer, 0))
             fit_seconds = (TRAIN_PASSES * f_trained + f_frozen + f_eval) * ratio / (TRAIN_PASSES * throughput)
             written += ckpt * (math.floor(fit_seconds / every) + 1)
-            kept += ckpt
+            kept += ckpt if run.parameters.get("keep_checkpoints") else 0.0
             weights = 4 * n_params * (1 + w.get("snapshots", 0))
         scaled = (f"{w['arch']} at {w['image_size']} px, {w['channels']} channel(s): throughput scaled by "
                   f"the FLOPs ratio to ResNet50 at 128 px, {ratio:.3f}")
