@@ -152,3 +152,18 @@ def test_the_callable_refuses_to_run_after_exit(model):
 def test_bad_input_shape_is_named(model):
     with grad_cam(model) as cam, pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         cam(torch.rand(1, 32, 32))
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_a_2_5d_network_gets_one_map_a_slice(k):
+    """context = k: 2k + 1 slices as channels in, one map at the input's size out (Case1's
+    classifier and Case3's, from a 2.5D SimCLR encoder)."""
+    torch.manual_seed(0)
+    width = 2 * k + 1
+    for net in (build_classifier("resnet18", in_channels=width),
+                to_classifier(build_simclr("resnet18", in_channels=width, hidden=32, out_dim=16))):
+        with grad_cam(net.eval()) as cam:
+            maps = cam(torch.rand(3, width, 64, 64))
+        assert maps.shape == (3, 64, 64) and maps.dtype == np.float32
+        assert 0.0 <= maps.min() and maps.max() <= 1.0
+        assert _hooks(net) == 0
