@@ -147,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument("--cases", help="comma-separated notebook names, number prefixes or case keys")
     sel.add_argument("--rates", help="narrow sampling_rate grids, e.g. 1/2,1/4 or Test50")
     sel.add_argument("--fractions", help="narrow train_fraction grids")
-    sel.add_argument("--seeds", help="narrow seed grids")
+    sel.add_argument("--seeds", help="narrow seed grids; Case1 and Case3, which the thesis ran once, run each "
+                     "seed given (seed 0 is the plan's own run; each fine-tuning reads its seed's encoder)")
     sel.add_argument("--stage", type=int, help="only runs of this dependency stage (0 = no upstream)")
     sel.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="parameter for every run that declares it (wins over the profile)")

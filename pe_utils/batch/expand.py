@@ -76,11 +76,41 @@ def _check_selection(entries: list[Entry], chosen: list[Entry], cases: list[str]
             flag = next((f"--{f}" for f, var in NARROWING_FLAGS.items() if var == name), "the plan's grid")
             raise PlanError(f"-p {name}: {name} is a grid variable here; choose its values with {flag}")
     for var, values in narrow.items():
-        have = {_norm(v) for e in chosen for v in e.grid.get(var, [])}
-        if not have:
+        gridded = [e for e in chosen if var in e.grid and not (var == "seed" and e.added_seed)]
+        have = {_norm(v) for e in gridded for v in e.grid[var]}
+        added = [e.name for e in chosen if var == "seed" and e.added_seed]
+        if not have and not added:
             raise PlanError(f"no selected notebook has a grid over {var!r}")
-        if missing := [v for v in values if _norm(v) not in have]:
-            raise PlanError(f"{var} {missing} is not in the plan's grid")
+        if gridded and (missing := [v for v in values if _norm(v) not in have]):
+            more = (f"; --seeds adds seeds only to the notebooks the thesis ran once ({', '.join(added)}): "
+                    "select those with --cases" if added else "")
+            raise PlanError(f"{var} {missing} is not in the plan's grid of "
+                            f"{', '.join(e.name for e in gridded)}{more}")
+
+
+def _add_seed_axes(entries: list[Entry], seeds: list[str] | None) -> None:
+    """``--seeds`` on the notebooks the thesis ran once (``repeat_over_seeds``): one run per seed.
+
+    Seed 0's run is the plan's own (its run id and parameters unchanged, so an earlier batch's
+    result still counts); another seed's run id ends in ``-seed<n>``. A fine-tuning whose
+    pretraining gets the same axis reads the encoder of its own seed.
+    """
+    if not seeds:
+        return
+    try:
+        values = sorted({int(str(s).strip()) for s in seeds})
+    except ValueError:
+        raise PlanError(f"--seeds {','.join(map(str, seeds))}: seeds are whole numbers") from None
+    for entry in entries:
+        if entry.repeat_over_seeds and "seed" not in entry.grid:
+            entry.grid = {**entry.grid, "seed": values}
+            entry.added_seed = True
+
+
+def _grid_parameters(entry: Entry, grid: dict[str, Any]) -> dict[str, Any]:
+    """The grid point as parameters: an added seed axis passes no seed for seed 0, whose run is
+    the plan's own (every profile's seed for these notebooks is 0: tests/test_batch_seeds.py)."""
+    return {k: v for k, v in grid.items() if not (k == "seed" and entry.added_seed and v == 0)}
 
 
 def plan_runs(entries: list[Entry], *, out: Path, workdir: Path, profile: str,
@@ -115,6 +145,7 @@ def plan_runs(entries: list[Entry], *, out: Path, workdir: Path, profile: str,
         data = DataDescription("phantom", profile, {"dataset1": resolve_cache_dir(profile)[0]})
     # the profile's grids (plan entries' "profiles"); --rates/--fractions/--seeds narrow after
     entries = [e.for_profile(profile) for e in entries]
+    _add_seed_axes(entries, narrow.get("seed"))
     # an entry the profile skips runs only when --cases names it (its name or case, not a prefix)
     chosen = [e for e in entries if (not cases and not e.skip)
               or any(t in (e.name, e.case) if e.skip else _matches(e, t) for t in cases or [])]
@@ -126,10 +157,13 @@ def plan_runs(entries: list[Entry], *, out: Path, workdir: Path, profile: str,
         keys = list(entry.grid)
         for combo in itertools.product(*entry.grid.values()):
             grid = dict(zip(keys, combo))
+            own = {k: v for k, v in grid.items() if not (k == "seed" and entry.added_seed)}
             if entry.run_id:
-                run_id = _slug(entry.run_id.format(**{k: _slug(v) for k, v in grid.items()}))
+                run_id = _slug(entry.run_id.format(**{k: _slug(v) for k, v in own.items()}))
             else:
-                run_id = "-".join(f"{k}={_slug(v)}" for k, v in grid.items()) or entry.name
+                run_id = "-".join(f"{k}={_slug(v)}" for k, v in own.items()) or entry.name
+            if entry.added_seed and grid["seed"] != 0:   # seed 0 keeps the plan's run id
+                run_id = f"seed{grid['seed']}" if run_id == entry.name else f"{run_id}-seed{grid['seed']}"
             selected = entry in chosen and all(
                 var not in grid or _norm(grid[var]) in {_norm(v) for v in values}
                 for var, values in narrow.items())
@@ -147,7 +181,10 @@ def plan_runs(entries: list[Entry], *, out: Path, workdir: Path, profile: str,
 
         def upstream(name: str) -> list[Run]:
             shared = set(by_entry[name][0].grid) & set(run.grid)
-            return [u for u in by_entry[name] if all(u.grid[k] == run.grid[k] for k in shared)]
+            # a run without an added seed axis (notebook 06) reads the plan's own run, seed 0
+            own = 0 if by_entry[name][0].entry.added_seed and "seed" not in run.grid else None
+            return [u for u in by_entry[name] if all(u.grid[k] == run.grid[k] for k in shared)
+                    and (own is None or u.grid["seed"] == own)]
 
         if entry.depends_on == "all":
             run.deps = [u for u in runs[:pos] if u.selected and u.entry is not entry]
@@ -164,7 +201,7 @@ def plan_runs(entries: list[Entry], *, out: Path, workdir: Path, profile: str,
         params.update({k: _rel(v, workdir) for k, v in plumbing.items() if k in entry.declared})
         params.update(entry.parameters)
         params.update({k: v for k, v in extra.items() if k in entry.declared and k not in entry.grid})
-        params.update(run.grid)
+        params.update(_grid_parameters(entry, run.grid))
         caches = data.run_parameters(entry, params)
         params.update({k: _rel(v, workdir) for k, v in caches.items()})
         run.data = {k: str(v) for k, v in caches.items()}
@@ -175,7 +212,7 @@ def plan_runs(entries: list[Entry], *, out: Path, workdir: Path, profile: str,
             params[param] = _rel(out / ups[0].files()["output_dir"], workdir)
             run.deps += [u for u in ups if u not in run.deps]
         run.parameters = params
-        run.shown = {k: v for k, v in params.items() if k not in PLUMBING and k not in entry.inputs}
+        run.shown = {k: v for k, v in {**params, **run.grid}.items() if k not in PLUMBING and k not in entry.inputs}
         run.stage = 1 + max((d.stage for d in run.deps if d.selected), default=-1)
         # where the run writes and reads its upstream's results is not what it computes: leave
         # those paths out so that a moved report folder is still up to date (upstream results

@@ -11,6 +11,8 @@ A plan file (``notebooks/plan.json``) lists notebooks in execution order::
 
 ``grid`` gives one run per combination of values (``profiles`` may replace a grid variable's
 values, add parameters or ``skip`` the entry for one profile: ``{"demo": {"grid": {"seed": [0]}}}``);
+``repeat_over_seeds`` marks a notebook the thesis ran once (its grid has no seed): ``--seeds``
+gives it one run per seed, seed 0's being the plan's own run (same run id, same parameters);
 ``depends_on`` names earlier notebooks (or
 ``"all"``: every selected run listed before); ``inputs`` passes an upstream run's
 ``output_dir`` as a parameter (and depends on it); ``parameters`` are fixed values; ``path``
@@ -34,7 +36,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 #: where the course's plan lives inside a repository
 PLAN_PATH = Path("notebooks") / "plan.json"
 _ENTRY_KEYS = {"name", "path", "case", "grid", "depends_on", "inputs", "parameters", "run_id",
-               "summary", "description", "profiles"}
+               "summary", "description", "profiles", "repeat_over_seeds"}
 #: what an entry's ``profiles`` may set per profile: a grid (its variables' values replace the
 #: entry's), fixed parameters (added), or ``skip`` (the profile's batch leaves the entry out
 #: unless ``--cases`` names it)
@@ -63,6 +65,8 @@ class Entry:
     declared: set[str] = field(default_factory=set)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)  # profile -> grid/parameters/skip
     skip: bool = False  # set by for_profile: this profile's batch leaves the entry out by default
+    repeat_over_seeds: bool = False  # --seeds adds a seed axis (the thesis ran it once)
+    added_seed: bool = False         # set by plan_runs: this batch's seed axis came from --seeds
 
     @property
     def reads_dataset2(self) -> bool:
@@ -79,7 +83,7 @@ class Entry:
             over.update({k: {**over.get(k, {}), **own[k]} if isinstance(own[k], dict) else own[k] for k in own})
         return replace(self, grid={**self.grid, **over.get("grid", {})},
                        parameters={**self.parameters, **over.get("parameters", {})},
-                       skip=bool(over.get("skip", False)), declared=set(self.declared))
+                       skip=bool(over.get("skip", False)), declared=set(self.declared), added_seed=False)
 
 
 @dataclass(eq=False)
@@ -179,6 +183,10 @@ def load_plan(path: str | Path) -> list[Entry]:
         for var, values in grid.items():
             if not isinstance(values, list) or not values:
                 raise PlanError(f"{path}: grid {name}.{var} must be a non-empty list")
+        repeat = item.get("repeat_over_seeds", False)
+        if not isinstance(repeat, bool) or (repeat and "seed" in grid):
+            raise PlanError(f"{path}: {name}.repeat_over_seeds must be true or false, and only on an entry "
+                            "whose grid has no seed (--seeds narrows a seed grid)")
         profiles = item.get("profiles", {})
         if not isinstance(profiles, dict):
             raise PlanError(f"{path}: {name}.profiles must be {{profile: {{grid, parameters, skip}}}}")
@@ -195,7 +203,8 @@ def load_plan(path: str | Path) -> list[Entry]:
         entries.append(Entry(name=name, path=path.parent / item.get("path", f"{name}.ipynb"),
                              case=item.get("case"), grid=grid, depends_on=deps, inputs=inputs,
                              parameters=dict(item.get("parameters", {})), run_id=item.get("run_id"),
-                             summary=bool(item.get("summary", False)), profiles=dict(profiles)))
+                             summary=bool(item.get("summary", False)), profiles=dict(profiles),
+                             repeat_over_seeds=repeat))
     return entries
 
 

@@ -202,13 +202,13 @@ def _history_gap(column: str, record: Mapping[str, Any]) -> str:
 
 
 #: the figures notebook 03 sets beside Case1's at the same rate
-BESIDE_CASE1 = ("epochs", "auc", "f1", "oracle_workload_pct", "practical_workload_pct", "conformal_workload_pct")
+BESIDE_CASE1 = ("seed", "epochs", "auc", "f1", "oracle_workload_pct", "practical_workload_pct", "conformal_workload_pct")
 
 
 def beside_case1(record: Mapping[str, Any], reports_dir, rate: str) -> "Table | str":
     """A Case3 run's figures beside Case1's newest run at the same rate and input (notebook 03):
-    single-slice beside single-slice, 2.5D beside 2.5D of the same k; or a sentence naming the
-    command that makes that run.
+    single-slice beside single-slice, 2.5D beside 2.5D of the same k, of the Case3 run's seed
+    where Case1 ran it; or a sentence naming the command that makes that run.
 
     Args:
         record: the Case3 run's ``metrics.json`` record (its ``context``: absent or 0, one slice);
@@ -228,5 +228,7 @@ def beside_case1(record: Mapping[str, Any], reports_dir, rate: str) -> "Table | 
                     f"context={k} (or the batch's --cases case1_context) to compare.")
         return (f"No Case1 run at {rate} yet: run notebook 01 at sampling_rate={rate!r} (or the batch's "
                 "--cases 01) to compare.")
+    if "seed" in runs and (same := runs[pd.to_numeric(runs["seed"], errors="coerce") == record.get("seed")]).shape[0]:
+        runs = same   # the same seed: the same split of the rate
     both = pd.DataFrame([dict(runs.iloc[-1]), dict(record)], index=["Case1", "Case3"])
     return display_table(worded(both, list(BESIDE_CASE1)))
