@@ -147,3 +147,17 @@ def test_cli_estimate_prints_hours_and_gb(capsys):
     out = capsys.readouterr().out
     assert "GPU-hours" in out and "GB" in out and "2,000 training images/s" in out and "2 GPU(s)" in out
     assert main(["--plan", str(PLAN), "--profile", "thesis", "--estimate", "--throughput", "0"]) == 2
+
+
+def test_a_case3_fine_tuning_without_context_takes_its_encoders(thesis):
+    """notebook 03's context None means the encoder's: the estimate reads it from the upstream pretraining."""
+    runs, est = thesis
+    run = next(r for r in runs if r.entry.name == "03_case3_finetune_context" and r.run_id == "rate-1_2")
+    given = _row(est, "03_case3_finetune_context", "rate-1_2")
+    run.parameters = {k: v for k, v in run.parameters.items() if k != "context"}
+    try:
+        left = estimate([run], "thesis", throughput=3929, memory=False).runs.iloc[0]
+    finally:
+        run.parameters["context"] = 1
+    assert left.flops == pytest.approx(given.flops)
+    assert left.flops > _row(est, "03_case3_finetune", "rate-1_2").flops

@@ -290,7 +290,11 @@ def run_work(run, profile: str, sizes: Sizes) -> dict[str, Any]:
         work.update(note="not estimated: a notebook this estimate does not know", reads=set())
     if kind == "07_summary":
         work["reads"] = set()
-    k = int(p.get("context") or 0)   # 2.5D: the slice and its k neighbours on each side as channels
+    k = p.get("context")   # 2.5D: the slice and its k neighbours on each side as channels
+    if k is None and kind == "03_case3_finetune":   # None: the encoder's, as notebook 03 reads it
+        up = next((d for d in run.deps if d.entry.path.stem == "02_case3_pretrain"), None)
+        k = up.parameters.get("context") if up else None
+    k = int(k or 0)
     if k and kind in ("01_case1_supervised", "02_case3_pretrain", "03_case3_finetune"):
         work["channels"] *= 2 * k + 1
     return work
