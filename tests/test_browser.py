@@ -144,8 +144,8 @@ def raw_values(page) -> list[str]:
 
 def test_no_page_shows_a_raw_missing_value_or_a_cut_table(smoke_batch, browser):
     out, _ = smoke_batch
-    pages = [out / "index.html"] + sorted(out.rglob("*.results.html"))
-    assert len(pages) >= 1 + 9   # the index and the results of each of the 9 Case1 runs, at least
+    pages = _pages(out)   # the index, and each run's results page and whole notebook
+    assert len(pages) >= 1 + 2 * 9
     failures = {}
     for path in pages:
         visit = Visit(browser, path.as_uri())
