@@ -110,10 +110,11 @@ def test_every_page_opens_offline_with_every_figure_drawn(smoke_batch, browser):
 
 
 #: what a reader must never see in a page's tables and outputs: a raw missing value, a cut table.
-#: A table cell is read whole (``None`` or ``...`` as the cell's text); a line of output text by
+#: A table cell is read whole (``None`` as the cell's text; ``...`` ending it, as pandas cuts a long
+#: text or a wide table); a line of output text by
 #: token (``nan`` in ``val_auc=nan``, ``NaN``, ``<NA>``; ``None`` alone on its line), so that
 #: prose ("None of the runs ...", "waiting...") is not taken for a missing value
-RAW_CELL = re.compile(r"\bNaN\b|\bnan\b|^None$|<NA>|\bNaT\b|^(\.\.\.|…)$")
+RAW_CELL = re.compile(r"\bNaN\b|\bnan\b|^None$|<NA>|\bNaT\b|(\.\.\.|…)$")   # ...: a table or text cut
 RAW_TEXT = re.compile(r"\bNaN\b|\bnan\b|^None$|<NA>|\bNaT\b")
 RAW_VALUES_JS = """() => {
   const cells = [...document.querySelectorAll('.jp-Cell')];

@@ -273,7 +273,7 @@ def test_localisation_summary_words_what_cases_2_and_4_lack(tmp_path):
 
     from pe_utils.report.figures_explain import localisation_summary
 
-    rows = [dict(model="Case1 (supervised), 9/10", energy_mean=0.2, energy_chance=0.02, energy_perfect=0.4,
+    rows = [dict(model="Case2 (supervised), experiment 11, 100 % of the training set (Fig 6.20)", energy_mean=0.2, energy_chance=0.02, energy_perfect=0.4,
                  pointing_rate=0.5, pointing_perfect=0.6, cam_grid="6x6", n=4, auc=0.9, oracle_workload_pct=80.0,
                  practical_workload_pct=85.0),
             dict(model="Case2 (supervised), 100 %", energy_mean=0.1, energy_chance=0.02, pointing_rate=None,
@@ -282,8 +282,10 @@ def test_localisation_summary_words_what_cases_2_and_4_lack(tmp_path):
     run.mkdir(parents=True)
     (run / "metrics.json").write_text(json.dumps(dict(notebook="06_explain", localisation=rows)))
     table = localisation_summary(tmp_path)
-    html = table.to_html().lower()
-    assert "nan" not in html and "none" not in html
-    assert table["workload % (oracle)"].tolist() == [80.0, "no triage (Cases 2/4)"]
-    assert table["pointing rate"].tolist() == [0.5, "not measured"]
-    assert table["ceiling (perfect map)"].tolist() == [0.4, "not measured"] and table["Grad-CAM grid"].iloc[0] == "6x6"
+    html = table._repr_html_().lower()
+    assert "nan" not in html and "none" not in html and "..." not in html   # drawn whole
+    cells = table.cells
+    assert cells["model"].iloc[0] == rows[0]["model"]
+    assert cells["workload % (oracle)"].tolist() == ["80.000", "no triage (Cases 2/4)"]
+    assert cells["pointing rate"].tolist() == ["0.500", "not measured"]
+    assert cells["ceiling (perfect map)"].tolist() == ["0.400", "not measured"] and cells["Grad-CAM grid"].iloc[0] == "6x6"

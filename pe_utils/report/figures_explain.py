@@ -153,12 +153,14 @@ def localisation_summary(reports_dir: str | Path):
     """Notebook 06's localisation rows under ``reports_dir`` beside each model's AUC and workload.
 
     Returns:
-        A table (one row per model of the newest 06 run), or a ``Markdown`` sentence saying why
-        there is none; either shows with ``display``.
+        A :class:`~pe_utils.report.tables.Table` drawn whole (one row per model of the newest 06
+        run; a missing score in words), or a ``Markdown`` sentence saying why there is none;
+        either shows with ``display``.
     """
     from IPython.display import Markdown
 
     from .schema import read_metrics
+    from .tables import display_table
 
     runs = read_metrics(reports_dir, notebook="06_explain") if Path(reports_dir).is_dir() else pd.DataFrame()
     if not len(runs):
@@ -178,4 +180,4 @@ def localisation_summary(reports_dir: str | Path):
     for key in ("oracle_workload_pct", "practical_workload_pct"):
         if key in table:
             table[key] = table[key].where(table[key].notna(), "no triage (Cases 2/4)")
-    return table.where(table.notna(), "not measured").rename(columns=names)
+    return display_table(table.rename(columns=names), missing="not measured", index=False)
