@@ -89,17 +89,3 @@ def test_the_plan_marks_the_notebooks_the_thesis_ran_once(tmp_path):
     with pytest.raises(PlanError, match="repeat_over_seeds"):
         load_plan(bad)
 
-
-def test_case3_is_set_beside_case1_of_its_seed(tmp_path):
-    from pe_utils.report.tables import BESIDE_CASE1, beside_case1
-
-    figures = dict.fromkeys(BESIDE_CASE1, 0.5)
-    for seed in (0, 1):
-        folder = tmp_path / f"case1-seed{seed}"
-        folder.mkdir()
-        (folder / "metrics.json").write_text(json.dumps(
-            {**figures, "notebook": "01_case1_supervised", "sampling_rate": "1/3", "seed": seed, "epochs": 10 + seed}))
-    for seed in (0, 1):
-        shown = beside_case1({**figures, "seed": seed, "epochs": 7}, tmp_path, "1/3")
-        assert list(shown.cells["seed"]) == [str(seed), str(seed)]
-        assert list(shown.cells["epochs"]) == [str(10 + seed), "7"]

@@ -211,19 +211,21 @@ def test_the_2_5d_contrastive_runs_are_a_method_beside_case1s():
     assert list(two.method) == ["contrastive 2.5D (k=1, 75 epochs)", "contrastive 2.5D (k=1, 150 epochs)"]
 
 
-def test_case3_2_5d_is_set_beside_case1s_2_5d_run(tmp_path):
+@pytest.mark.parametrize("key", ["context", "seed"])
+def test_case3_is_set_beside_case1s_run_of_its_input_and_seed(tmp_path, key):
     from pe_utils.report.tables import BESIDE_CASE1, beside_case1
 
     figures = dict.fromkeys(BESIDE_CASE1, 0.5)
-    for k in (0, 1):
-        folder = tmp_path / f"case1-context{k}"
+    for value in (0, 1):   # two Case1 runs at 1/3: one slice and 2.5D, or seeds 0 and 1
+        folder = tmp_path / f"case1-{key}{value}"
         folder.mkdir()
         (folder / "metrics.json").write_text(json.dumps(
-            {**figures, "notebook": "01_case1_supervised", "sampling_rate": "1/3", "context": k, "epochs": 10 + k}))
-    for k in (0, 1):
-        shown = beside_case1({**figures, "context": k, "epochs": 7}, tmp_path, "1/3")
-        assert list(shown.cells["epochs"]) == [str(10 + k), "7"]   # Case1's run with the same input
-    assert "context=2" in beside_case1({**figures, "context": 2, "epochs": 7}, tmp_path, "1/3")
+            {**figures, "notebook": "01_case1_supervised", "sampling_rate": "1/3", key: value, "epochs": 10 + value}))
+    for value in (0, 1):
+        shown = beside_case1({**figures, key: value, "epochs": 7}, tmp_path, "1/3")
+        assert list(shown.cells["epochs"]) == [str(10 + value), "7"]   # Case1's run with the same input, seed
+    if key == "context":
+        assert "context=2" in beside_case1({**figures, "context": 2, "epochs": 7}, tmp_path, "1/3")
 
 
 # ----------------------------------------------------------------------------- the plan
